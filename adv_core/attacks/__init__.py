@@ -1,0 +1,41 @@
+"""The attack registry (STYLE 5): ``build(cfg)`` returns a stateless attack object.
+
+``build(cfg)(model, x, y, epsilons=[...]) -> AttackResult``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from adv_core.attacks.base import Attack, AttackResult, Model, correct, predict_correct
+from adv_core.attacks.exact import Exact
+from adv_core.attacks.gradient import Fgsm, Pgd
+
+Factory = Callable[[Any], Attack]
+_REGISTRY: dict[str, Factory] = {}
+
+
+def register(name: str, factory: Factory) -> None:
+    if name in _REGISTRY:
+        raise KeyError(f"attack {name!r} registered twice")
+    _REGISTRY[name] = factory
+
+
+def build(cfg: Any) -> Attack:
+    try:
+        factory = _REGISTRY[cfg.name]
+    except KeyError:
+        raise KeyError(f"unknown attack {cfg.name!r}; known: {sorted(_REGISTRY)}") from None
+    return factory(cfg)
+
+
+def known() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+register("fgsm", Fgsm)
+register("pgd", Pgd)
+register("exact", Exact)
+
+__all__ = ["Attack", "AttackResult", "Model", "build", "correct", "known", "predict_correct", "register"]

@@ -1,0 +1,69 @@
+"""Evaluation sanity checks (STYLE 8): pure functions whose results are data.
+
+Each returns the flag names that fired; the flags land in the ``flags`` column of every row
+of the evaluation they concern, so suspicious numbers are filtered, not averaged away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+ROBUST_ABOVE_CLEAN = "robust_above_clean"
+NOT_MONOTONE = "robust_rises_with_eps"
+EPS0_NOT_CLEAN = "eps0_differs_from_clean"
+CLOSED_FORM_GAP = "closed_form_gap"
+ZERO_GRADIENTS = "zero_gradients"
+SOFTMAX_OUTPUTS = "softmax_outputs"
+BLACK_BOX_BEATS_WHITE_BOX = "black_box_beats_white_box"
+RANDOMIZED_WITHOUT_EOT = "randomized_without_eot"
+
+ALL_FLAGS = (
+    ROBUST_ABOVE_CLEAN, NOT_MONOTONE, EPS0_NOT_CLEAN, CLOSED_FORM_GAP, ZERO_GRADIENTS,
+    SOFTMAX_OUTPUTS, BLACK_BOX_BEATS_WHITE_BOX, RANDOMIZED_WITHOUT_EOT,
+)  # fmt: skip
+
+
+def tie_tolerance(n: int) -> int:
+    """How many examples may sit on a decision boundary in float32 before we call it a gap."""
+    return max(1, int(0.002 * n))
+
+
+def robust_vs_clean(n_clean: int, n_robust: Sequence[int]) -> list[str]:
+    return [ROBUST_ABOVE_CLEAN] if any(r > n_clean for r in n_robust) else []
+
+
+def monotone(n_robust: Sequence[int]) -> list[str]:
+    return [NOT_MONOTONE] if any(b > a for a, b in zip(n_robust, n_robust[1:], strict=False)) else []
+
+
+def eps_zero(epsilons: Sequence[float], n_clean: int, n_robust: Sequence[int]) -> list[str]:
+    return [EPS0_NOT_CLEAN] if any(e == 0 and r != n_clean for e, r in zip(epsilons, n_robust, strict=True)) else []
+
+
+def closed_form(n_attack: Sequence[int], n_exact: Sequence[int], n: int) -> list[str]:
+    """A white-box attack on a linear model must match the exact count up to boundary ties."""
+    tol = tie_tolerance(n)
+    return [CLOSED_FORM_GAP] if any(abs(a - b) > tol for a, b in zip(n_attack, n_exact, strict=True)) else []
+
+
+def black_box_vs_white_box(n_black: Sequence[int], n_white: Sequence[int], n: int) -> list[str]:
+    """A black-box attack leaving fewer robust points than the white-box one hints at masking."""
+    tol = tie_tolerance(n)
+    return [BLACK_BOX_BEATS_WHITE_BOX] if any(b + tol < w for b, w in zip(n_black, n_white, strict=True)) else []
+
+
+def zero_gradients(grad: torch.Tensor, threshold: float = 0.5) -> list[str]:
+    """grad (N, *D): more than ``threshold`` of examples with an all-zero input gradient."""
+    zero = (grad.reshape(len(grad), -1).abs().amax(dim=1) == 0).float().mean()
+    return [ZERO_GRADIENTS] if len(grad) and float(zero) > threshold else []
+
+
+def softmax_outputs(logits: torch.Tensor) -> list[str]:
+    """Outputs that look like probabilities (in [0, 1], rows summing to 1) instead of logits."""
+    if logits.numel() == 0:
+        return []
+    in_unit = bool(((logits >= 0) & (logits <= 1)).all())
+    sums_one = bool(torch.allclose(logits.sum(dim=1), torch.ones(len(logits), dtype=logits.dtype, device=logits.device), atol=1e-4))
+    return [SOFTMAX_OUTPUTS] if in_unit and sums_one else []

@@ -1,0 +1,69 @@
+"""One cell of a sweep: everything needed to train one ensemble and attack it.
+
+Two content hashes identify a cell (DESIGN.md): ``train_hash`` covers what determines the
+trained weights; ``cell_hash`` adds the evaluation plan and ALGO_VERSION. Execution settings
+(devices, batch sizes for evaluation, paths) never enter a hash.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, PositiveInt
+
+from adv_core.config._base import Frozen, canonical_json, content_hash
+from adv_core.config.attacks import AttackConfig
+from adv_core.config.data import DatasetConfig
+from adv_core.config.models import ModelConfig
+from adv_core.config.training import TrainingConfig
+
+# Bump when a change to training or evaluation code changes numbers for an unchanged cell.
+ALGO_VERSION = "1"
+
+
+class Cell(Frozen):
+    """A fully specified unit of work. ``sweep`` is a label, not part of either hash."""
+
+    sweep: str
+    dataset: DatasetConfig
+    n_train: PositiveInt
+    n_eval: PositiveInt
+    model: ModelConfig
+    training: TrainingConfig
+    ensemble_size: Annotated[int, Field(ge=1, le=256)]
+    seed: Annotated[int, Field(ge=0)]
+    attacks: tuple[AttackConfig, ...]
+
+    def train_part(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "n_train": self.n_train,
+            "model": self.model,
+            "training": self.training,
+            "ensemble_size": self.ensemble_size,
+            "seed": self.seed,
+        }
+
+    def hash_part(self) -> dict[str, Any]:
+        return {
+            "train": self.train_part(),
+            "attacks": list(self.attacks),
+            "n_eval": self.n_eval,
+            "algo_version": ALGO_VERSION,
+        }
+
+    @property
+    def train_hash(self) -> str:
+        return content_hash(self.train_part())
+
+    @property
+    def cell_hash(self) -> str:
+        return content_hash(self.hash_part())
+
+    def to_json(self) -> str:
+        """The cell as canonical JSON (the ``config`` column)."""
+        return canonical_json(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Cell:
+        return cls.model_validate_json(text)

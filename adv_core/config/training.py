@@ -1,0 +1,98 @@
+"""Training-method configs, discriminated on ``method``.
+
+The adversarial-training ``eps`` is part of the training config (and so of ``train_hash``);
+evaluation eps lists belong to attacks. ``norm`` names the threat model of adversarial training.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
+
+from adv_core.config._base import Frozen
+
+NormName = Literal["linf", "l2", "l1"]
+
+
+class _Optim(Frozen):
+    epochs: PositiveInt = 30
+    batch_size: PositiveInt = 128
+    lr: PositiveFloat = 1e-2
+    optimizer: Literal["adam", "sgd"] = "adam"
+    weight_decay: NonNegativeFloat = 0.0
+    loss: Literal["ce", "squared"] = "ce"
+    defense: Literal["none", "quantize", "noise"] = "none"
+    defense_param: PositiveFloat = 0.1
+
+
+class StandardTraining(_Optim):
+    """Empirical risk minimisation on clean data."""
+
+    method: Literal["standard"] = "standard"
+
+
+class _Adversarial(_Optim):
+    norm: NormName = "linf"
+    eps: NonNegativeFloat = 0.1
+
+
+class PgdAtTraining(_Adversarial):
+    """Madry et al.: train on PGD examples (random start, ``steps`` steps of size rel_step*eps)."""
+
+    method: Literal["pgd_at"] = "pgd_at"
+    steps: PositiveInt = 7
+    rel_step: PositiveFloat = 0.25
+
+
+class FgsmAtTraining(_Adversarial):
+    """Fast adversarial training: random start, one step of 1.25 eps."""
+
+    method: Literal["fgsm_at"] = "fgsm_at"
+    rel_step: PositiveFloat = 1.25
+
+
+class TradesTraining(_Adversarial):
+    """Zhang et al. 2019: CE(clean) + beta * KL(clean || adversarial)."""
+
+    method: Literal["trades"] = "trades"
+    beta: PositiveFloat = 6.0
+    steps: PositiveInt = 7
+    rel_step: PositiveFloat = 0.25
+
+
+class RstTraining(_Adversarial):
+    """Carmon et al. 2019: pseudo-label ``n_unlabeled`` points with a standard model, then PGD-AT."""
+
+    method: Literal["rst"] = "rst"
+    n_unlabeled: PositiveInt = 1000
+    steps: PositiveInt = 7
+    rel_step: PositiveFloat = 0.25
+
+
+class EnsembleAtTraining(_Adversarial):
+    """Tramer et al. 2018: adversarial examples crafted on ``n_static`` static pre-trained models."""
+
+    method: Literal["ensemble_at"] = "ensemble_at"
+    n_static: PositiveInt = 2
+
+
+class GradRegTraining(_Optim):
+    """Input-gradient penalty: CE + lam * ||grad_x CE||_2^2."""
+
+    method: Literal["grad_reg"] = "grad_reg"
+    lam: PositiveFloat = 1.0
+    norm: NormName = "linf"
+    eps: NonNegativeFloat = 0.0
+
+
+TrainingConfig = Annotated[
+    StandardTraining
+    | PgdAtTraining
+    | FgsmAtTraining
+    | TradesTraining
+    | RstTraining
+    | EnsembleAtTraining
+    | GradRegTraining,
+    Field(discriminator="method"),
+]

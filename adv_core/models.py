@@ -1,0 +1,327 @@
+"""Models and ensembles. Every model returns logits.
+
+An ensemble of E members of one architecture keeps its parameters stacked, shape (E, ...), and
+runs all members in one vectorised call (torch.func.vmap over functional_call), so E small
+networks train and get attacked together; ``LoopMembers`` is the fallback for architectures that
+do not vectorise. ``Ensemble`` averages member logits and is just another model (STYLE 3).
+Weights are saved as safetensors plus a JSON config and loaded without unpickling.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import TypeAdapter
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from adv_core.config.models import CnnModel, LinearModel, MlpModel, ModelConfig, ResnetModel
+from adv_core.rng import derive_seed
+
+Builder = Callable[[Any, tuple[int, ...], int], nn.Module]
+_BUILDERS: dict[str, Builder] = {}
+
+_ACTS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+
+
+def register(name: str) -> Callable[[Builder], Builder]:
+    def deco(fn: Builder) -> Builder:
+        if name in _BUILDERS:
+            raise KeyError(f"model {name!r} registered twice")
+        _BUILDERS[name] = fn
+        return fn
+
+    return deco
+
+
+def build_module(cfg: Any, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    try:
+        builder = _BUILDERS[cfg.name]
+    except KeyError:
+        raise KeyError(f"unknown model {cfg.name!r}; known: {sorted(_BUILDERS)}") from None
+    return builder(cfg, input_shape, n_classes)
+
+
+@register("linear")
+def _linear(cfg: LinearModel, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), n_classes))
+
+
+@register("mlp")
+def _mlp(cfg: MlpModel, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    layers: list[nn.Module] = [nn.Flatten()]
+    width_in = math.prod(input_shape)
+    for _ in range(cfg.depth):
+        layers += [nn.Linear(width_in, cfg.width), _ACTS[cfg.activation]()]
+        width_in = cfg.width
+    layers.append(nn.Linear(width_in, n_classes))
+    return nn.Sequential(*layers)
+
+
+def _image_shape(input_shape: tuple[int, ...], model: str) -> tuple[int, int, int]:
+    if len(input_shape) != 3:
+        raise ValueError(f"model {model!r} needs image inputs (C, H, W), got shape {input_shape}")
+    c, h, w = input_shape
+    return c, h, w
+
+
+@register("cnn")
+def _cnn(cfg: CnnModel, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    c, h, _ = _image_shape(input_shape, "cnn")
+    ch = cfg.channels
+    pool = 2 if h >= 8 else 1
+    side = h // pool // pool
+    return nn.Sequential(
+        nn.Conv2d(c, ch, 3, padding=1), nn.ReLU(), nn.MaxPool2d(pool),
+        nn.Conv2d(ch, 2 * ch, 3, padding=1), nn.ReLU(), nn.MaxPool2d(pool),
+        nn.Flatten(), nn.Linear(2 * ch * side * side, cfg.hidden), nn.ReLU(),
+        nn.Linear(cfg.hidden, n_classes),
+    )  # fmt: skip
+
+
+class _Block(nn.Module):
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(ch, ch, 3, padding=1), nn.GroupNorm(4, ch), nn.ReLU(),
+            nn.Conv2d(ch, ch, 3, padding=1), nn.GroupNorm(4, ch),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x + self.body(x))
+
+
+@register("resnet")
+def _resnet(cfg: ResnetModel, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    c, _, _ = _image_shape(input_shape, "resnet")
+    w = cfg.width
+    layers: list[nn.Module] = [nn.Conv2d(c, w, 3, padding=1), nn.GroupNorm(4, w), nn.ReLU()]
+    layers += [_Block(w) for _ in range(cfg.blocks)]
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(w, n_classes)]
+    return nn.Sequential(*layers)
+
+
+def init_members(cfg: Any, input_shape: tuple[int, ...], n_classes: int, n: int, seed: int) -> list[nn.Module]:
+    """n freshly initialised modules, member i seeded from (seed, i) under a forked RNG."""
+    out = []
+    for i in range(n):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed("init", seed, i) % (2**63))
+            out.append(build_module(cfg, input_shape, n_classes))
+    return out
+
+
+class Members(nn.Module):
+    """E members with stacked parameters; forward (B,*in) or (E,B,*in) -> (E,B,C)."""
+
+    def __init__(self, modules: list[nn.Module]) -> None:
+        super().__init__()
+        params, buffers = stack_module_state(modules)
+        self.n_members = len(modules)
+        self._names = list(params)
+        self.stacked = nn.ParameterList([nn.Parameter(params[k].detach().clone()) for k in self._names])
+        self._buffer_names = list(buffers)
+        for i, k in enumerate(self._buffer_names):
+            self.register_buffer(f"_buf{i}", buffers[k].clone())
+        self._base = [copy.deepcopy(modules[0]).to("meta")]  # list: keep it out of the module tree
+
+    def param_dict(self) -> dict[str, torch.Tensor]:
+        return dict(zip(self._names, self.stacked, strict=True))
+
+    def buffer_dict(self) -> dict[str, torch.Tensor]:
+        return {k: getattr(self, f"_buf{i}") for i, k in enumerate(self._buffer_names)}
+
+    def _call(self, x: torch.Tensor, x_dim: int | None) -> torch.Tensor:
+        base = self._base[0]
+
+        def one(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
+            return functional_call(base, (p, b), (xi,))
+
+        return vmap(one, in_dims=(0, 0, x_dim))(self.param_dict(), self.buffer_dict(), x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Every member on the same inputs: (B, *in) -> (E, B, C)."""
+        return self._call(x, None)
+
+    def forward_each(self, x: torch.Tensor) -> torch.Tensor:
+        """Member e on its own inputs x[e]: (E, B, *in) -> (E, B, C)."""
+        return self._call(x, 0)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().contiguous().cpu() for k, v in {**self.param_dict(), **self.buffer_dict()}.items()}
+
+    def load_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for k, p in self.param_dict().items():
+                p.copy_(tensors[k])
+            for k, b in self.buffer_dict().items():
+                b.copy_(tensors[k])
+
+
+class LoopMembers(nn.Module):
+    """Fallback: members kept as a ModuleList and run one after another. Same interface."""
+
+    def __init__(self, modules: list[nn.Module]) -> None:
+        super().__init__()
+        self.n_members = len(modules)
+        self.members = nn.ModuleList(modules)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members])
+
+    def forward_each(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(xi) for m, xi in zip(self.members, x, strict=True)])
+
+    def state(self) -> dict[str, torch.Tensor]:
+        sd = [m.state_dict() for m in self.members]
+        return {k: torch.stack([s[k] for s in sd]).contiguous().cpu() for k in sd[0]}
+
+    def load_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        for i, m in enumerate(self.members):
+            m.load_state_dict({k: v[i] for k, v in tensors.items()})
+
+
+MemberStack = Members | LoopMembers
+
+
+class Ensemble(nn.Module):
+    """The averaged-logit ensemble of ``members`` behind an optional input ``preprocess``.
+
+    ``preprocess`` holds negative-control defenses (quantisation, input noise); it is part of
+    the model, so attacks see it exactly as a deployed model would.
+    """
+
+    def __init__(self, members: MemberStack, model_cfg: Any, input_shape: tuple[int, ...], n_classes: int, preprocess: nn.Module | None = None) -> None:
+        super().__init__()
+        self.members = members
+        self.model_cfg = model_cfg
+        self.input_shape = tuple(input_shape)
+        self.n_classes = n_classes
+        self.preprocess = preprocess if preprocess is not None else nn.Identity()
+
+    @property
+    def n_members(self) -> int:
+        return self.members.n_members
+
+    @property
+    def randomized(self) -> bool:
+        return bool(getattr(self.preprocess, "randomized", False))
+
+    def member_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, *in) -> (E, B, C)."""
+        return self.members(self.preprocess(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, *in) -> (B, C): the mean of member logits."""
+        return self.member_logits(x).mean(dim=0)
+
+    def member(self, i: int) -> MemberView:
+        return MemberView(self, i)
+
+    def linear_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W (C, D), b (C,)) of the averaged ensemble; raises unless the model is linear."""
+        w, b = stacked_linear_weights(self)
+        return w.mean(dim=0), b.mean(dim=0)
+
+
+class MemberView(nn.Module):
+    """Member ``index`` of an ensemble as a model of its own: (B, *in) -> (B, C)."""
+
+    def __init__(self, ensemble: Ensemble, index: int) -> None:
+        super().__init__()
+        self._ens = [ensemble]  # not a submodule: a view, not an owner
+        self.index = index
+
+    @property
+    def randomized(self) -> bool:
+        return self._ens[0].randomized
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._ens[0].member_logits(x)[self.index]
+
+    def linear_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        w, b = stacked_linear_weights(self._ens[0])
+        return w[self.index], b[self.index]
+
+
+def stacked_linear_weights(ens: Ensemble) -> tuple[torch.Tensor, torch.Tensor]:
+    """(W (E, C, D), b (E, C)) of a linear ensemble with no preprocessing."""
+    if ens.model_cfg.name != "linear" or not isinstance(ens.preprocess, nn.Identity):
+        raise TypeError("closed forms need a linear model with no input preprocessing")
+    state = ens.members.state()
+    return state["1.weight"], state["1.bias"]
+
+
+def make_members(modules: list[nn.Module], vectorize: bool = True) -> MemberStack:
+    """Stack modules for vmap when possible, else fall back to a loop."""
+    if vectorize:
+        try:
+            return Members(modules)
+        except (RuntimeError, ValueError):
+            pass
+    return LoopMembers(modules)
+
+
+def new_ensemble(cfg: Any, input_shape: tuple[int, ...], n_classes: int, n_members: int, seed: int, preprocess: nn.Module | None = None, vectorize: bool = True) -> Ensemble:
+    modules = init_members(cfg, input_shape, n_classes, n_members, seed)
+    return Ensemble(make_members(modules, vectorize), cfg, input_shape, n_classes, preprocess)
+
+
+_MODEL_ADAPTER: TypeAdapter[Any] = TypeAdapter(ModelConfig)
+
+
+def ensemble_to_bytes(ens: Ensemble, extra: dict[str, Any] | None = None) -> tuple[bytes, str]:
+    """(safetensors weights, JSON config) of an ensemble."""
+    meta = {
+        "model": ens.model_cfg.model_dump(mode="json"),
+        "input_shape": list(ens.input_shape),
+        "n_classes": ens.n_classes,
+        "n_members": ens.n_members,
+        "preprocess": getattr(ens.preprocess, "spec", None),
+        **(extra or {}),
+    }
+    return st_save(ens.members.state()), json.dumps(meta, sort_keys=True)
+
+
+PreprocessFactory = Callable[[dict[str, Any]], nn.Module]
+PREPROCESS: dict[str, PreprocessFactory] = {}
+
+
+def ensemble_from_bytes(weights: bytes, config: str, device: torch.device | str = "cpu") -> Ensemble:
+    """Rebuild an ensemble from safetensors bytes and its JSON config; nothing is unpickled."""
+    meta = json.loads(config)
+    cfg = _MODEL_ADAPTER.validate_python(meta["model"])
+    shape = tuple(meta["input_shape"])
+    modules = [build_module(cfg, shape, meta["n_classes"]) for _ in range(meta["n_members"])]
+    members = make_members(modules)
+    members.load_state(st_load(weights))
+    pre_spec = meta.get("preprocess")
+    pre = PREPROCESS[pre_spec["kind"]](pre_spec) if pre_spec else None
+    return Ensemble(members, cfg, shape, meta["n_classes"], pre).to(device)
+
+
+WEIGHTS_FILE = "weights.safetensors"
+CONFIG_FILE = "config.json"
+
+
+def save_ensemble(ens: Ensemble, path: str | Path) -> None:
+    """Write weights.safetensors and config.json into the folder ``path``."""
+    p = Path(path)
+    p.mkdir(parents=True, exist_ok=True)
+    weights, config = ensemble_to_bytes(ens)
+    (p / WEIGHTS_FILE).write_bytes(weights)
+    (p / CONFIG_FILE).write_text(config)
+
+
+def load_ensemble(path: str | Path, device: torch.device | str = "cpu") -> Ensemble:
+    """Load an ensemble saved by ``save_ensemble`` (or the results store) without unpickling."""
+    p = Path(path)
+    return ensemble_from_bytes((p / WEIGHTS_FILE).read_bytes(), (p / CONFIG_FILE).read_text(), device)

@@ -1,0 +1,205 @@
+"""Run one cell in a plain Python process: load data, train (or reuse) the ensemble, attack the
+ensemble and each member at every eps, and return metrics rows plus a per-example table.
+
+No Ray, no files: the caller decides where results and weights go.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from adv_core import attacks, checks, data, theory
+from adv_core.attacks.base import margin_loss, predict_correct
+from adv_core.config import Cell
+from adv_core.config.attacks import ExactAttack
+from adv_core.data.base import DataBundle
+from adv_core.models import Ensemble, new_ensemble, stacked_linear_weights
+from adv_core.rng import generator
+from adv_core.stats import wilson
+from adv_core.training import Diverged, TrainLog, train
+
+STATUS_OK, STATUS_FAILED, STATUS_DIVERGED = "ok", "failed", "diverged"
+ENSEMBLE_MEMBER = -1
+
+
+@dataclass
+class CellResult:
+    """rows: one dict per (member, attack, eps); examples: column name -> list."""
+
+    rows: list[dict[str, Any]]
+    examples: dict[str, list[Any]]
+    ensemble: Ensemble | None = None
+    trained: bool = False
+    train_log: TrainLog | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return self.rows[0]["status"] if self.rows else STATUS_OK
+
+
+def n_unlabeled_of(cell: Cell) -> int:
+    return int(getattr(cell.training, "n_unlabeled", 0))
+
+
+def load_data(cell: Cell) -> DataBundle:
+    return data.load(cell.dataset, cell.n_train, cell.n_eval, cell.seed, n_unlabeled_of(cell))
+
+
+def build_preprocess(cell: Cell) -> torch.nn.Module | None:
+    """Negative-control defenses live in adv_core.defenses (registered by name)."""
+    kind = getattr(cell.training, "defense", "none")
+    if kind == "none":
+        return None
+    from adv_core.defenses import build_defense
+
+    return build_defense(kind, cell.training.defense_param)
+
+
+def train_cell(cell: Cell, bundle: DataBundle, device: torch.device) -> tuple[Ensemble, TrainLog]:
+    ens = new_ensemble(cell.model, bundle.input_shape, bundle.n_classes, cell.ensemble_size, cell.seed, build_preprocess(cell)).to(device)
+    log = train(ens, bundle, cell.training, generator("train", cell.train_part()), device)
+    return ens, log
+
+
+def run_cell(cell: Cell, device: torch.device | str = "cpu", ensemble: Ensemble | None = None, bundle: DataBundle | None = None) -> CellResult:
+    """Train (unless ``ensemble`` is given) and evaluate one cell. Divergence gives
+    ``diverged`` rows, never an exception; other exceptions propagate to the caller."""
+    dev = torch.device(device)
+    t0 = time.perf_counter()
+    bundle = bundle if bundle is not None else load_data(cell)
+    trained, log = False, None
+    if ensemble is None:
+        try:
+            ensemble, log = train_cell(cell, bundle, dev)
+        except Diverged as exc:
+            return CellResult(failure_rows(cell, STATUS_DIVERGED, str(exc)), {}, timings={"total_s": time.perf_counter() - t0})
+        trained = True
+    ensemble = ensemble.to(dev).eval()
+    t1 = time.perf_counter()
+    rows, examples = evaluate(cell, ensemble, bundle, dev)
+    t2 = time.perf_counter()
+    for r in rows:
+        r["wall_s"] = t2 - t0
+        r["device"] = str(dev)
+    return CellResult(rows, examples, ensemble, trained, log, {"train_s": t1 - t0, "eval_s": t2 - t1, "total_s": t2 - t0})
+
+
+def failure_rows(cell: Cell, status: str, error: str) -> list[dict[str, Any]]:
+    """One row per (attack, eps) for the whole ensemble, accuracies null, saying why."""
+    rows = []
+    for a in cell.attacks:
+        for eps in a.eps:
+            rows.append(_row(ENSEMBLE_MEMBER, a.name, a.norm, eps, None, None, 0, [], status, error))
+    return rows
+
+
+def error_text(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()[-2000:]
+
+
+def _row(member: int, attack: str, norm: str, eps: float, clean: int | None, robust: int | None, n: int, flags: list[str], status: str = STATUS_OK, error: str | None = None) -> dict[str, Any]:
+    lo, hi = wilson(robust, n) if robust is not None else (None, None)
+    return {
+        "member": member, "source_member": None, "attack": attack, "norm": norm, "eps": float(eps),
+        "clean_acc": clean / n if clean is not None and n else None,
+        "robust_acc": robust / n if robust is not None and n else None,
+        "robust_acc_lo": lo, "robust_acc_hi": hi,
+        "n_clean_correct": clean, "n_robust": robust,
+        "theory_robust_acc": None, "bayes_robust_acc": None, "any_learner_robust_acc": None,
+        "flags": list(flags), "status": status, "error": error, "wall_s": None, "device": None,
+    }  # fmt: skip
+
+
+def targets(ens: Ensemble) -> list[tuple[int, Any]]:
+    """The whole ensemble (member -1) and, when there is more than one, each member."""
+    out: list[tuple[int, Any]] = [(ENSEMBLE_MEMBER, ens)]
+    if ens.n_members > 1:
+        out += [(i, ens.member(i)) for i in range(ens.n_members)]
+    return out
+
+
+def evaluate(cell: Cell, ens: Ensemble, bundle: DataBundle, device: torch.device) -> tuple[list[dict[str, Any]], dict[str, list[Any]]]:
+    x, y = bundle.x_test.to(device), bundle.y_test.to(device)
+    n = len(y)
+    rows: list[dict[str, Any]] = []
+    examples: dict[str, list[Any]] = {k: [] for k in ("member", "example", "label", "clean_correct", "margin", "attack", "norm", "broken_eps", "min_distance")}
+    linear = cell.model.name == "linear" and not ens.randomized and getattr(cell.training, "defense", "none") == "none"
+    for member, model in targets(ens):
+        clean_ok = predict_correct(model, x, y)
+        n_clean = int(clean_ok.sum())
+        base_flags = _target_flags(model, x, y)
+        with torch.no_grad():
+            margin = -margin_loss(model(x), y)
+        for a_idx, a_cfg in enumerate(cell.attacks):
+            gen = generator("attack", cell.hash_part(), a_idx, member)
+            res = attacks.build(a_cfg)(model, x, y, a_cfg.eps, bounds=bundle.bounds, generator=gen)
+            n_rob = [int(n - s.sum()) for s in res.success]
+            flags = base_flags + checks.robust_vs_clean(n_clean, n_rob) + checks.monotone(n_rob) + checks.eps_zero(res.epsilons, n_clean, n_rob)
+            if linear and a_cfg.name != "exact" and attacks.build(a_cfg).white_box and _has_exact(a_cfg.norm, bundle.bounds):
+                ex = attacks.build(ExactAttack(norm=a_cfg.norm, eps=a_cfg.eps))(model, x, y, a_cfg.eps, bounds=bundle.bounds)
+                flags += checks.closed_form(n_rob, [int(n - s.sum()) for s in ex.success], n)
+            theo = _theory(cell, ens, member, bundle, a_cfg.norm, res.epsilons) if linear else {}
+            for k, eps in enumerate(res.epsilons):
+                row = _row(member, a_cfg.name, a_cfg.norm, eps, n_clean, n_rob[k], n, sorted(set(flags)))
+                row.update({key: vals[k] for key, vals in theo.items()})
+                rows.append(row)
+            _add_examples(examples, member, a_cfg, y, clean_ok, margin, res)
+    return rows, examples
+
+
+def _has_exact(norm: str, bounds: tuple[float, float] | None) -> bool:
+    return bounds is None or norm == "linf"
+
+
+def _target_flags(model: Any, x: torch.Tensor, y: torch.Tensor) -> list[str]:
+    from adv_core.attacks.base import input_grad
+
+    with torch.no_grad():
+        logits = model(x)
+    return checks.softmax_outputs(logits) + checks.zero_gradients(input_grad(model, x, y))
+
+
+def _theory(cell: Cell, ens: Ensemble, member: int, bundle: DataBundle, norm: str, epsilons: tuple[float, ...]) -> dict[str, list[float | None]]:
+    """Closed forms for gaussian cells: the trained linear model's exact population robust
+    accuracy, the Bayes-optimal robust accuracy, and Schmidt et al.'s any-learner bound."""
+    if cell.dataset.name != "gaussian" or norm not in ("linf", "l2"):
+        return {}
+    w, b = stacked_linear_weights(ens)  # (E, C, D), (E, C)
+    w_t, b_t = (w.mean(0), b.mean(0)) if member == ENSEMBLE_MEMBER else (w[member], b[member])
+    w_eff = (w_t[1] - w_t[0]).double().numpy()
+    b_eff = float(b_t[1] - b_t[0])
+    theta, sigma = bundle.meta["theta"].double().numpy(), float(bundle.meta["sigma"])
+    eps = np.asarray(epsilons, dtype=float)
+    out: dict[str, list[float | None]] = {
+        "theory_robust_acc": list(1.0 - theory.linear_robust_error(w_eff, b_eff, theta, sigma, eps, norm)),
+        "bayes_robust_acc": list(1.0 - theory.bayes_robust_error(theta, sigma, eps, norm)),
+    }
+    if norm == "linf" and cell.dataset.theta == "normal":
+        bound = theory.schmidt_lower_bound(cell.n_train, cell.dataset.d, sigma, eps)
+        out["any_learner_robust_acc"] = list(1.0 - bound)
+    return out
+
+
+def _add_examples(ex: dict[str, list[Any]], member: int, a_cfg: Any, y: torch.Tensor, clean_ok: torch.Tensor, margin: torch.Tensor, res: attacks.AttackResult) -> None:
+    n = len(y)
+    eps = torch.tensor(res.epsilons + (math.inf,), device=res.success.device)
+    first = torch.cat([res.success, torch.ones(1, n, dtype=torch.bool, device=res.success.device)]).float().argmax(dim=0)
+    broken_eps = eps[first]  # smallest eps in the list that broke each example (inf: none)
+    dist = res.distances.tolist() if res.distances is not None else [None] * n
+    ex["member"] += [member] * n
+    ex["example"] += list(range(n))
+    ex["label"] += y.tolist()
+    ex["clean_correct"] += clean_ok.tolist()
+    ex["margin"] += margin.tolist()
+    ex["attack"] += [a_cfg.name] * n
+    ex["norm"] += [a_cfg.norm] * n
+    ex["broken_eps"] += broken_eps.tolist()
+    ex["min_distance"] += dist

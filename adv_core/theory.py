@@ -1,0 +1,102 @@
+"""Closed forms of THEORY.md, in numpy and the standard library only (no torch), so that the
+analysis layer evaluates exactly the same formulas as the cells do.
+
+Notation: Phi is the standard normal CDF; eps the perturbation budget; ``norm`` the threat
+model ("linf" or "l2"), whose dual norm q prices eps in a linear margin (linf -> l1, l2 -> l2);
+theta the class-mean vector and sigma the noise scale of the Gaussian model
+x | y ~ N(y theta, sigma^2 I); labels y in {-1, +1}.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+_N = NormalDist()
+_DUAL_ORD = {"linf": 1, "l2": 2, "l1": np.inf}
+
+Phi = np.vectorize(_N.cdf, otypes=[float])
+Phi_inv = np.vectorize(_N.inv_cdf, otypes=[float])
+
+
+def dual_norm(w: ArrayLike, norm: str) -> float:
+    return float(np.linalg.norm(np.asarray(w, dtype=float), ord=_DUAL_ORD[norm]))
+
+
+def linear_robust_error(w: ArrayLike, b: float, theta: ArrayLike, sigma: float, eps: ArrayLike, norm: str = "linf") -> NDArray[np.float64]:
+    """Exact population robust error of sign(w.x + b) in the Gaussian model (THEORY.md 2):
+    1/2 [Phi((eps ||w||_q - <w,theta> - b) / (sigma ||w||_2))
+       + Phi((eps ||w||_q - <w,theta> + b) / (sigma ||w||_2))]; eps = 0 is the standard error.
+    """
+    w_arr = np.asarray(w, dtype=float)
+    th = np.asarray(theta, dtype=float)
+    e = np.asarray(eps, dtype=float)
+    wq, w2, wt = dual_norm(w_arr, norm), float(np.linalg.norm(w_arr)), float(w_arr @ th)
+    if w2 == 0.0:
+        return np.full_like(e, 1.0 if b == 0 else 0.5, dtype=float)
+    plus = Phi((e * wq - wt - b) / (sigma * w2))
+    minus = Phi((e * wq - wt + b) / (sigma * w2))
+    return 0.5 * (plus + minus)
+
+
+def soft_threshold(theta: ArrayLike, eps: float) -> NDArray[np.float64]:
+    """S_eps(t) = sign(t) max(|t| - eps, 0)."""
+    t = np.asarray(theta, dtype=float)
+    return np.sign(t) * np.maximum(np.abs(t) - eps, 0.0)
+
+
+def bayes_robust_error(theta: ArrayLike, sigma: float, eps: ArrayLike, norm: str = "linf") -> NDArray[np.float64]:
+    """Smallest robust error of ANY classifier with theta known (THEORY.md 2):
+    linf: Phi(-||S_eps(theta)||_2 / sigma); l2: Phi(-(||theta||_2 - eps)_+ / sigma)."""
+    th = np.asarray(theta, dtype=float)
+    e = np.atleast_1d(np.asarray(eps, dtype=float))
+    if norm == "linf":
+        r = np.array([np.linalg.norm(soft_threshold(th, ei)) for ei in e])
+    elif norm == "l2":
+        r = np.maximum(np.linalg.norm(th) - e, 0.0)
+    else:
+        raise ValueError(f"no Bayes closed form for norm {norm!r}")
+    out: NDArray[np.float64] = Phi(-r / sigma)
+    return out.reshape(np.shape(eps)) if np.ndim(eps) else out
+
+
+def schmidt_lower_bound(n: ArrayLike, d: ArrayLike, sigma: ArrayLike, eps: ArrayLike) -> NDArray[np.float64]:
+    """Schmidt et al. 2018 Thm 11 (theta ~ N(0, I)): the expected linf robust error of every
+    learner from n samples is >= 1/2 (2 Phi(eps sqrt((sigma^2 + n) / n)) - 1)^d."""
+    n_, d_, s_, e_ = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (n, d, sigma, eps)))
+    inner = 2.0 * Phi(e_ * np.sqrt((s_**2 + n_) / n_)) - 1.0
+    return 0.5 * np.power(inner, d_)
+
+
+def one_sample_standard_error(d: ArrayLike, sigma: ArrayLike) -> NDArray[np.float64]:
+    """Approximate standard error of w = y1 x1 in the +-1 Gaussian model: Phi(-sqrt(d)/sigma^2)."""
+    d_ = np.asarray(d, dtype=float)
+    return Phi(-np.sqrt(d_) / np.asarray(sigma, dtype=float) ** 2)
+
+
+def tsipras_robust_bound(p: ArrayLike, delta: ArrayLike) -> NDArray[np.float64]:
+    """Tsipras et al. 2019 Thm 2.1: for eps >= 2 eta, standard accuracy >= 1 - delta implies
+    robust accuracy <= p delta / (1 - p)."""
+    p_, dl = np.asarray(p, dtype=float), np.asarray(delta, dtype=float)
+    return np.minimum(1.0, p_ * dl / (1.0 - p_))
+
+
+def spheres_cap_distance(mu: ArrayLike, d: ArrayLike) -> NDArray[np.float64]:
+    """Gilmer et al. 2018: typical distance to the nearest error for error rate mu on the
+    sphere in R^d, about Phi^-1(1 - mu) / sqrt(d) (a spherical cap is extremal)."""
+    mu_ = np.asarray(mu, dtype=float)
+    return Phi_inv(1.0 - mu_) / np.sqrt(np.asarray(d, dtype=float))
+
+
+def dense_gaussian_eps_threshold(r: float, d: ArrayLike) -> NDArray[np.float64]:
+    """Dense weak-signal model theta_i = r / sqrt(d): every classifier has linf robust error 1/2
+    once eps >= r / sqrt(d)."""
+    return r / np.sqrt(np.asarray(d, dtype=float))
+
+
+def gaussian_mean_estimator_n_star(eps: float, sigma: ArrayLike) -> NDArray[np.float64]:
+    """n at which the mean estimator's robust error drops: ~ (2/pi) eps^2 sigma^2."""
+    return (2.0 / math.pi) * eps**2 * np.asarray(sigma, dtype=float) ** 2

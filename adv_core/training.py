@@ -1,0 +1,115 @@
+"""Training methods. All members of an ensemble train together: each member draws its own
+batches (its own permutation of the training set), the stacked model runs them in one call
+(``forward_each``), and the summed per-member losses give each member exactly the gradient it
+would get alone. Methods register a per-batch loss; the loop, optimiser and divergence check
+are shared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from adv_core.data.base import DataBundle
+from adv_core.models import Ensemble
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class TrainLog:
+    losses: list[float] = field(default_factory=list)
+    epochs: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+BatchLoss = Callable[[Ensemble, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
+"""batch_loss(ens, xb (E, B, *in), yb (E, B), gen) -> scalar: the sum over members of each
+member's mean loss."""
+
+Trainer = Callable[[Ensemble, DataBundle, Any, torch.Generator, torch.device], TrainLog]
+_TRAINERS: dict[str, Trainer] = {}
+
+
+def register(method: str) -> Callable[[Trainer], Trainer]:
+    def deco(fn: Trainer) -> Trainer:
+        if method in _TRAINERS:
+            raise KeyError(f"training method {method!r} registered twice")
+        _TRAINERS[method] = fn
+        return fn
+
+    return deco
+
+
+def get_trainer(method: str) -> Trainer:
+    try:
+        return _TRAINERS[method]
+    except KeyError:
+        raise KeyError(f"unknown training method {method!r}; known: {sorted(_TRAINERS)}") from None
+
+
+def member_loss(logits: torch.Tensor, yb: torch.Tensor, kind: str = "ce") -> torch.Tensor:
+    """logits (E, B, C), yb (E, B) -> sum over members of the mean per-example loss."""
+    e, b, c = logits.shape
+    if kind == "squared":
+        target = F.one_hot(yb, c).to(logits.dtype)
+        return ((logits - target) ** 2).sum(dim=-1).mean(dim=1).sum()
+    return F.cross_entropy(logits.reshape(e * b, c), yb.reshape(e * b), reduction="sum") / b
+
+
+def make_optimizer(params: list[torch.Tensor], cfg: Any) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def fit(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, cfg: Any, gen: torch.Generator, batch_loss: BatchLoss) -> TrainLog:
+    """The shared loop: ``cfg.epochs`` epochs of per-member shuffled mini-batches.
+
+    x (N, *in), y (N,) on the training device. Raises Diverged on a non-finite loss.
+    """
+    e, n = ens.n_members, len(y)
+    bs = min(cfg.batch_size, n)
+    opt = make_optimizer(list(ens.members.parameters()), cfg)
+    log = TrainLog()
+    ens.train()
+    for _ in range(cfg.epochs):
+        order = torch.rand(e, n, generator=gen).argsort(dim=1).to(x.device)  # (E, N)
+        total = 0.0
+        for start in range(0, n, bs):
+            idx = order[:, start : start + bs]  # (E, B)
+            loss = batch_loss(ens, x[idx], y[idx], gen)
+            if not torch.isfinite(loss):
+                raise Diverged(f"non-finite training loss {loss.item()} at epoch {log.epochs}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * idx.shape[1] / n / e
+        log.losses.append(total)
+        log.epochs += 1
+    ens.eval()
+    return log
+
+
+def _standard_loss(kind: str) -> BatchLoss:
+    def loss(ens: Ensemble, xb: torch.Tensor, yb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return member_loss(ens.members.forward_each(ens.preprocess(xb)), yb, kind)
+
+    return loss
+
+
+@register("standard")
+def train_standard(ens: Ensemble, data: DataBundle, cfg: Any, gen: torch.Generator, device: torch.device) -> TrainLog:
+    x, y = data.x_train.to(device), data.y_train.to(device)
+    return fit(ens, x, y, cfg, gen, _standard_loss(cfg.loss))
+
+
+def train(ens: Ensemble, data: DataBundle, cfg: Any, gen: torch.Generator, device: torch.device) -> TrainLog:
+    """Train ``ens`` in place with the method named by ``cfg.method``."""
+    return get_trainer(cfg.method)(ens, data, cfg, gen, device)
