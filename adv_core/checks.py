@@ -35,23 +35,37 @@ def robust_vs_clean(n_clean: int, n_robust: Sequence[int]) -> list[str]:
 
 
 def monotone(n_robust: Sequence[int]) -> list[str]:
-    return [NOT_MONOTONE] if any(b > a for a, b in zip(n_robust, n_robust[1:], strict=False)) else []
+    return (
+        [NOT_MONOTONE] if any(b > a for a, b in zip(n_robust, n_robust[1:], strict=False)) else []
+    )
 
 
 def eps_zero(epsilons: Sequence[float], n_clean: int, n_robust: Sequence[int]) -> list[str]:
-    return [EPS0_NOT_CLEAN] if any(e == 0 and r != n_clean for e, r in zip(epsilons, n_robust, strict=True)) else []
+    return (
+        [EPS0_NOT_CLEAN]
+        if any(e == 0 and r != n_clean for e, r in zip(epsilons, n_robust, strict=True))
+        else []
+    )
 
 
 def closed_form(n_attack: Sequence[int], n_exact: Sequence[int], n: int) -> list[str]:
     """A white-box attack on a linear model must match the exact count up to boundary ties."""
     tol = tie_tolerance(n)
-    return [CLOSED_FORM_GAP] if any(abs(a - b) > tol for a, b in zip(n_attack, n_exact, strict=True)) else []
+    return (
+        [CLOSED_FORM_GAP]
+        if any(abs(a - b) > tol for a, b in zip(n_attack, n_exact, strict=True))
+        else []
+    )
 
 
 def black_box_vs_white_box(n_black: Sequence[int], n_white: Sequence[int], n: int) -> list[str]:
     """A black-box attack leaving fewer robust points than the white-box one hints at masking."""
     tol = tie_tolerance(n)
-    return [BLACK_BOX_BEATS_WHITE_BOX] if any(b + tol < w for b, w in zip(n_black, n_white, strict=True)) else []
+    return (
+        [BLACK_BOX_BEATS_WHITE_BOX]
+        if any(b + tol < w for b, w in zip(n_black, n_white, strict=True))
+        else []
+    )
 
 
 def zero_gradients(grad: torch.Tensor, threshold: float = 0.5) -> list[str]:
@@ -65,5 +79,11 @@ def softmax_outputs(logits: torch.Tensor) -> list[str]:
     if logits.numel() == 0:
         return []
     in_unit = bool(((logits >= 0) & (logits <= 1)).all())
-    sums_one = bool(torch.allclose(logits.sum(dim=1), torch.ones(len(logits), dtype=logits.dtype, device=logits.device), atol=1e-4))
+    sums_one = bool(
+        torch.allclose(
+            logits.sum(dim=1),
+            torch.ones(len(logits), dtype=logits.dtype, device=logits.device),
+            atol=1e-4,
+        )
+    )
     return [SOFTMAX_OUTPUTS] if in_unit and sums_one else []

@@ -109,7 +109,9 @@ def _resnet(cfg: ResnetModel, input_shape: tuple[int, ...], n_classes: int) -> n
     return nn.Sequential(*layers)
 
 
-def init_members(cfg: Any, input_shape: tuple[int, ...], n_classes: int, n: int, seed: int) -> list[nn.Module]:
+def init_members(
+    cfg: Any, input_shape: tuple[int, ...], n_classes: int, n: int, seed: int
+) -> list[nn.Module]:
     """n freshly initialised modules, member i seeded from (seed, i) under a forked RNG."""
     out = []
     for i in range(n):
@@ -127,7 +129,9 @@ class Members(nn.Module):
         params, buffers = stack_module_state(modules)
         self.n_members = len(modules)
         self._names = list(params)
-        self.stacked = nn.ParameterList([nn.Parameter(params[k].detach().clone()) for k in self._names])
+        self.stacked = nn.ParameterList(
+            [nn.Parameter(params[k].detach().clone()) for k in self._names]
+        )
         self._buffer_names = list(buffers)
         for i, k in enumerate(self._buffer_names):
             self.register_buffer(f"_buf{i}", buffers[k].clone())
@@ -142,7 +146,9 @@ class Members(nn.Module):
     def _call(self, x: torch.Tensor, x_dim: int | None) -> torch.Tensor:
         base = self._base[0]
 
-        def one(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
+        def one(
+            p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], xi: torch.Tensor
+        ) -> torch.Tensor:
             return functional_call(base, (p, b), (xi,))
 
         return vmap(one, in_dims=(0, 0, x_dim))(self.param_dict(), self.buffer_dict(), x)
@@ -156,7 +162,10 @@ class Members(nn.Module):
         return self._call(x, 0)
 
     def state(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().contiguous().cpu() for k, v in {**self.param_dict(), **self.buffer_dict()}.items()}
+        return {
+            k: v.detach().contiguous().cpu()
+            for k, v in {**self.param_dict(), **self.buffer_dict()}.items()
+        }
 
     def load_state(self, tensors: dict[str, torch.Tensor]) -> None:
         with torch.no_grad():
@@ -199,7 +208,14 @@ class Ensemble(nn.Module):
     the model, so attacks see it exactly as a deployed model would.
     """
 
-    def __init__(self, members: MemberStack, model_cfg: Any, input_shape: tuple[int, ...], n_classes: int, preprocess: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        members: MemberStack,
+        model_cfg: Any,
+        input_shape: tuple[int, ...],
+        n_classes: int,
+        preprocess: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.members = members
         self.model_cfg = model_cfg
@@ -270,7 +286,15 @@ def make_members(modules: list[nn.Module], vectorize: bool = True) -> MemberStac
     return LoopMembers(modules)
 
 
-def new_ensemble(cfg: Any, input_shape: tuple[int, ...], n_classes: int, n_members: int, seed: int, preprocess: nn.Module | None = None, vectorize: bool = True) -> Ensemble:
+def new_ensemble(
+    cfg: Any,
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    n_members: int,
+    seed: int,
+    preprocess: nn.Module | None = None,
+    vectorize: bool = True,
+) -> Ensemble:
     modules = init_members(cfg, input_shape, n_classes, n_members, seed)
     return Ensemble(make_members(modules, vectorize), cfg, input_shape, n_classes, preprocess)
 
@@ -295,7 +319,9 @@ PreprocessFactory = Callable[[dict[str, Any]], nn.Module]
 PREPROCESS: dict[str, PreprocessFactory] = {}
 
 
-def ensemble_from_bytes(weights: bytes, config: str, device: torch.device | str = "cpu") -> Ensemble:
+def ensemble_from_bytes(
+    weights: bytes, config: str, device: torch.device | str = "cpu"
+) -> Ensemble:
     """Rebuild an ensemble from safetensors bytes and its JSON config; nothing is unpickled."""
     meta = json.loads(config)
     cfg = _MODEL_ADAPTER.validate_python(meta["model"])
@@ -324,4 +350,6 @@ def save_ensemble(ens: Ensemble, path: str | Path) -> None:
 def load_ensemble(path: str | Path, device: torch.device | str = "cpu") -> Ensemble:
     """Load an ensemble saved by ``save_ensemble`` (or the results store) without unpickling."""
     p = Path(path)
-    return ensemble_from_bytes((p / WEIGHTS_FILE).read_bytes(), (p / CONFIG_FILE).read_text(), device)
+    return ensemble_from_bytes(
+        (p / WEIGHTS_FILE).read_bytes(), (p / CONFIG_FILE).read_text(), device
+    )

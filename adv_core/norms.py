@@ -14,7 +14,7 @@ _TINY = 1e-12
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
-    return t.reshape(t.shape[0], -1)  # (B, D)
+    return t.flatten(1)  # (B, D)
 
 
 def _expand(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -41,7 +41,13 @@ class Norm(ABC):
         """Unit-norm direction u maximising <u, grad> (the FGSM/FGM step)."""
 
     @abstractmethod
-    def random_init(self, shape: torch.Size, eps: torch.Tensor | float, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    def random_init(
+        self,
+        shape: torch.Size,
+        eps: torch.Tensor | float,
+        generator: torch.Generator | None,
+        device: torch.device,
+    ) -> torch.Tensor:
         """A random point in the eps-ball (uniform for linf and l2)."""
 
     @property
@@ -73,7 +79,13 @@ class Linf(Norm):
     def steepest(self, grad: torch.Tensor) -> torch.Tensor:
         return grad.sign()
 
-    def random_init(self, shape: torch.Size, eps: torch.Tensor | float, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    def random_init(
+        self,
+        shape: torch.Size,
+        eps: torch.Tensor | float,
+        generator: torch.Generator | None,
+        device: torch.device,
+    ) -> torch.Tensor:
         u = torch.rand(shape, generator=generator, device="cpu").to(device)
         return (2 * u - 1) * _eps_like(eps, u)
 
@@ -98,7 +110,13 @@ class L2(Norm):
         n = _expand(self.norm(grad), grad).clamp_min(_TINY)
         return grad / n
 
-    def random_init(self, shape: torch.Size, eps: torch.Tensor | float, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    def random_init(
+        self,
+        shape: torch.Size,
+        eps: torch.Tensor | float,
+        generator: torch.Generator | None,
+        device: torch.device,
+    ) -> torch.Tensor:
         g = torch.randn(shape, generator=generator, device="cpu")
         dim = g[0].numel()
         r = torch.rand(shape[0], generator=generator, device="cpu") ** (1.0 / dim)
@@ -140,9 +158,19 @@ class L1(Norm):
         out = torch.zeros_like(flat).scatter(1, idx, flat.gather(1, idx).sign())
         return out.reshape(grad.shape)
 
-    def random_init(self, shape: torch.Size, eps: torch.Tensor | float, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    def random_init(
+        self,
+        shape: torch.Size,
+        eps: torch.Tensor | float,
+        generator: torch.Generator | None,
+        device: torch.device,
+    ) -> torch.Tensor:
         # Uniform on the l1 ball: Laplace direction, radius U^(1/D).
-        e = torch.empty(shape).exponential_(generator=generator) if generator is not None else torch.empty(shape).exponential_()
+        e = (
+            torch.empty(shape).exponential_(generator=generator)
+            if generator is not None
+            else torch.empty(shape).exponential_()
+        )
         s = torch.rand(shape, generator=generator).round() * 2 - 1
         g = e * s
         dim = g[0].numel()

@@ -64,12 +64,24 @@ def build_preprocess(cell: Cell) -> torch.nn.Module | None:
 
 
 def train_cell(cell: Cell, bundle: DataBundle, device: torch.device) -> tuple[Ensemble, TrainLog]:
-    ens = new_ensemble(cell.model, bundle.input_shape, bundle.n_classes, cell.ensemble_size, cell.seed, build_preprocess(cell)).to(device)
+    ens = new_ensemble(
+        cell.model,
+        bundle.input_shape,
+        bundle.n_classes,
+        cell.ensemble_size,
+        cell.seed,
+        build_preprocess(cell),
+    ).to(device)
     log = train(ens, bundle, cell.training, generator("train", cell.train_part()), device)
     return ens, log
 
 
-def run_cell(cell: Cell, device: torch.device | str = "cpu", ensemble: Ensemble | None = None, bundle: DataBundle | None = None) -> CellResult:
+def run_cell(
+    cell: Cell,
+    device: torch.device | str = "cpu",
+    ensemble: Ensemble | None = None,
+    bundle: DataBundle | None = None,
+) -> CellResult:
     """Train (unless ``ensemble`` is given) and evaluate one cell. Divergence gives
     ``diverged`` rows, never an exception; other exceptions propagate to the caller."""
     dev = torch.device(device)
@@ -80,7 +92,11 @@ def run_cell(cell: Cell, device: torch.device | str = "cpu", ensemble: Ensemble 
         try:
             ensemble, log = train_cell(cell, bundle, dev)
         except Diverged as exc:
-            return CellResult(failure_rows(cell, STATUS_DIVERGED, str(exc)), {}, timings={"total_s": time.perf_counter() - t0})
+            return CellResult(
+                failure_rows(cell, STATUS_DIVERGED, str(exc)),
+                {},
+                timings={"total_s": time.perf_counter() - t0},
+            )
         trained = True
     ensemble = ensemble.to(dev).eval()
     t1 = time.perf_counter()
@@ -89,7 +105,14 @@ def run_cell(cell: Cell, device: torch.device | str = "cpu", ensemble: Ensemble 
     for r in rows:
         r["wall_s"] = t2 - t0
         r["device"] = str(dev)
-    return CellResult(rows, examples, ensemble, trained, log, {"train_s": t1 - t0, "eval_s": t2 - t1, "total_s": t2 - t0})
+    return CellResult(
+        rows,
+        examples,
+        ensemble,
+        trained,
+        log,
+        {"train_s": t1 - t0, "eval_s": t2 - t1, "total_s": t2 - t0},
+    )
 
 
 def failure_rows(cell: Cell, status: str, error: str) -> list[dict[str, Any]]:
@@ -97,7 +120,9 @@ def failure_rows(cell: Cell, status: str, error: str) -> list[dict[str, Any]]:
     rows = []
     for a in cell.attacks:
         for eps in a.eps:
-            rows.append(_row(ENSEMBLE_MEMBER, a.name, a.norm, eps, None, None, 0, [], status, error))
+            rows.append(
+                _row(ENSEMBLE_MEMBER, a.name, a.norm, eps, None, None, 0, [], status, error)
+            )
     return rows
 
 
@@ -105,7 +130,18 @@ def error_text(exc: BaseException) -> str:
     return "".join(traceback.format_exception_only(type(exc), exc)).strip()[-2000:]
 
 
-def _row(member: int, attack: str, norm: str, eps: float, clean: int | None, robust: int | None, n: int, flags: list[str], status: str = STATUS_OK, error: str | None = None) -> dict[str, Any]:
+def _row(
+    member: int,
+    attack: str,
+    norm: str,
+    eps: float,
+    clean: int | None,
+    robust: int | None,
+    n: int,
+    flags: list[str],
+    status: str = STATUS_OK,
+    error: str | None = None,
+) -> dict[str, Any]:
     lo, hi = wilson(robust, n) if robust is not None else (None, None)
     return {
         "member": member, "source_member": None, "attack": attack, "norm": norm, "eps": float(eps),
@@ -126,12 +162,31 @@ def targets(ens: Ensemble) -> list[tuple[int, Any]]:
     return out
 
 
-def evaluate(cell: Cell, ens: Ensemble, bundle: DataBundle, device: torch.device) -> tuple[list[dict[str, Any]], dict[str, list[Any]]]:
+def evaluate(
+    cell: Cell, ens: Ensemble, bundle: DataBundle, device: torch.device
+) -> tuple[list[dict[str, Any]], dict[str, list[Any]]]:
     x, y = bundle.x_test.to(device), bundle.y_test.to(device)
     n = len(y)
     rows: list[dict[str, Any]] = []
-    examples: dict[str, list[Any]] = {k: [] for k in ("member", "example", "label", "clean_correct", "margin", "attack", "norm", "broken_eps", "min_distance")}
-    linear = cell.model.name == "linear" and not ens.randomized and getattr(cell.training, "defense", "none") == "none"
+    examples: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "member",
+            "example",
+            "label",
+            "clean_correct",
+            "margin",
+            "attack",
+            "norm",
+            "broken_eps",
+            "min_distance",
+        )
+    }
+    linear = (
+        cell.model.name == "linear"
+        and not ens.randomized
+        and getattr(cell.training, "defense", "none") == "none"
+    )
     for member, model in targets(ens):
         clean_ok = predict_correct(model, x, y)
         n_clean = int(clean_ok.sum())
@@ -142,13 +197,27 @@ def evaluate(cell: Cell, ens: Ensemble, bundle: DataBundle, device: torch.device
             gen = generator("attack", cell.hash_part(), a_idx, member)
             res = attacks.build(a_cfg)(model, x, y, a_cfg.eps, bounds=bundle.bounds, generator=gen)
             n_rob = [int(n - s.sum()) for s in res.success]
-            flags = base_flags + checks.robust_vs_clean(n_clean, n_rob) + checks.monotone(n_rob) + checks.eps_zero(res.epsilons, n_clean, n_rob)
-            if linear and a_cfg.name != "exact" and attacks.build(a_cfg).white_box and _has_exact(a_cfg.norm, bundle.bounds):
-                ex = attacks.build(ExactAttack(norm=a_cfg.norm, eps=a_cfg.eps))(model, x, y, a_cfg.eps, bounds=bundle.bounds)
+            flags = (
+                base_flags
+                + checks.robust_vs_clean(n_clean, n_rob)
+                + checks.monotone(n_rob)
+                + checks.eps_zero(res.epsilons, n_clean, n_rob)
+            )
+            if (
+                linear
+                and a_cfg.name != "exact"
+                and attacks.build(a_cfg).white_box
+                and _has_exact(a_cfg.norm, bundle.bounds)
+            ):
+                ex = attacks.build(ExactAttack(norm=a_cfg.norm, eps=a_cfg.eps))(
+                    model, x, y, a_cfg.eps, bounds=bundle.bounds
+                )
                 flags += checks.closed_form(n_rob, [int(n - s.sum()) for s in ex.success], n)
             theo = _theory(cell, ens, member, bundle, a_cfg.norm, res.epsilons) if linear else {}
             for k, eps in enumerate(res.epsilons):
-                row = _row(member, a_cfg.name, a_cfg.norm, eps, n_clean, n_rob[k], n, sorted(set(flags)))
+                row = _row(
+                    member, a_cfg.name, a_cfg.norm, eps, n_clean, n_rob[k], n, sorted(set(flags))
+                )
                 row.update({key: vals[k] for key, vals in theo.items()})
                 rows.append(row)
             _add_examples(examples, member, a_cfg, y, clean_ok, margin, res)
@@ -164,10 +233,17 @@ def _target_flags(model: Any, x: torch.Tensor, y: torch.Tensor) -> list[str]:
 
     with torch.no_grad():
         logits = model(x)
-    return checks.softmax_outputs(logits) + checks.zero_gradients(input_grad(model, x, y))
+    return checks.softmax_outputs(logits) + checks.zero_gradients(input_grad(model, x, y, "margin"))
 
 
-def _theory(cell: Cell, ens: Ensemble, member: int, bundle: DataBundle, norm: str, epsilons: tuple[float, ...]) -> dict[str, list[float | None]]:
+def _theory(
+    cell: Cell,
+    ens: Ensemble,
+    member: int,
+    bundle: DataBundle,
+    norm: str,
+    epsilons: tuple[float, ...],
+) -> dict[str, list[float | None]]:
     """Closed forms for gaussian cells: the trained linear model's exact population robust
     accuracy, the Bayes-optimal robust accuracy, and Schmidt et al.'s any-learner bound."""
     if cell.dataset.name != "gaussian" or norm not in ("linf", "l2"):
@@ -179,7 +255,9 @@ def _theory(cell: Cell, ens: Ensemble, member: int, bundle: DataBundle, norm: st
     theta, sigma = bundle.meta["theta"].double().numpy(), float(bundle.meta["sigma"])
     eps = np.asarray(epsilons, dtype=float)
     out: dict[str, list[float | None]] = {
-        "theory_robust_acc": list(1.0 - theory.linear_robust_error(w_eff, b_eff, theta, sigma, eps, norm)),
+        "theory_robust_acc": list(
+            1.0 - theory.linear_robust_error(w_eff, b_eff, theta, sigma, eps, norm)
+        ),
         "bayes_robust_acc": list(1.0 - theory.bayes_robust_error(theta, sigma, eps, norm)),
     }
     if norm == "linf" and cell.dataset.theta == "normal":
@@ -188,10 +266,22 @@ def _theory(cell: Cell, ens: Ensemble, member: int, bundle: DataBundle, norm: st
     return out
 
 
-def _add_examples(ex: dict[str, list[Any]], member: int, a_cfg: Any, y: torch.Tensor, clean_ok: torch.Tensor, margin: torch.Tensor, res: attacks.AttackResult) -> None:
+def _add_examples(
+    ex: dict[str, list[Any]],
+    member: int,
+    a_cfg: Any,
+    y: torch.Tensor,
+    clean_ok: torch.Tensor,
+    margin: torch.Tensor,
+    res: attacks.AttackResult,
+) -> None:
     n = len(y)
     eps = torch.tensor(res.epsilons + (math.inf,), device=res.success.device)
-    first = torch.cat([res.success, torch.ones(1, n, dtype=torch.bool, device=res.success.device)]).float().argmax(dim=0)
+    first = (
+        torch.cat([res.success, torch.ones(1, n, dtype=torch.bool, device=res.success.device)])
+        .float()
+        .argmax(dim=0)
+    )
     broken_eps = eps[first]  # smallest eps in the list that broke each example (inf: none)
     dist = res.distances.tolist() if res.distances is not None else [None] * n
     ex["member"] += [member] * n

@@ -26,7 +26,9 @@ def dual_norm(w: ArrayLike, norm: str) -> float:
     return float(np.linalg.norm(np.asarray(w, dtype=float), ord=_DUAL_ORD[norm]))
 
 
-def linear_robust_error(w: ArrayLike, b: float, theta: ArrayLike, sigma: float, eps: ArrayLike, norm: str = "linf") -> NDArray[np.float64]:
+def linear_robust_error(
+    w: ArrayLike, b: float, theta: ArrayLike, sigma: float, eps: ArrayLike, norm: str = "linf"
+) -> NDArray[np.float64]:
     """Exact population robust error of sign(w.x + b) in the Gaussian model (THEORY.md 2):
     1/2 [Phi((eps ||w||_q - <w,theta> - b) / (sigma ||w||_2))
        + Phi((eps ||w||_q - <w,theta> + b) / (sigma ||w||_2))]; eps = 0 is the standard error.
@@ -48,7 +50,9 @@ def soft_threshold(theta: ArrayLike, eps: float) -> NDArray[np.float64]:
     return np.sign(t) * np.maximum(np.abs(t) - eps, 0.0)
 
 
-def bayes_robust_error(theta: ArrayLike, sigma: float, eps: ArrayLike, norm: str = "linf") -> NDArray[np.float64]:
+def bayes_robust_error(
+    theta: ArrayLike, sigma: float, eps: ArrayLike, norm: str = "linf"
+) -> NDArray[np.float64]:
     """Smallest robust error of ANY classifier with theta known (THEORY.md 2):
     linf: Phi(-||S_eps(theta)||_2 / sigma); l2: Phi(-(||theta||_2 - eps)_+ / sigma)."""
     th = np.asarray(theta, dtype=float)
@@ -60,10 +64,12 @@ def bayes_robust_error(theta: ArrayLike, sigma: float, eps: ArrayLike, norm: str
     else:
         raise ValueError(f"no Bayes closed form for norm {norm!r}")
     out: NDArray[np.float64] = Phi(-r / sigma)
-    return out.reshape(np.shape(eps)) if np.ndim(eps) else out
+    return out.reshape(np.shape(eps))
 
 
-def schmidt_lower_bound(n: ArrayLike, d: ArrayLike, sigma: ArrayLike, eps: ArrayLike) -> NDArray[np.float64]:
+def schmidt_lower_bound(
+    n: ArrayLike, d: ArrayLike, sigma: ArrayLike, eps: ArrayLike
+) -> NDArray[np.float64]:
     """Schmidt et al. 2018 Thm 11 (theta ~ N(0, I)): the expected linf robust error of every
     learner from n samples is >= 1/2 (2 Phi(eps sqrt((sigma^2 + n) / n)) - 1)^d."""
     n_, d_, s_, e_ = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (n, d, sigma, eps)))

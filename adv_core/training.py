@@ -69,7 +69,14 @@ def make_optimizer(params: list[torch.Tensor], cfg: Any) -> torch.optim.Optimize
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def fit(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, cfg: Any, gen: torch.Generator, batch_loss: BatchLoss) -> TrainLog:
+def fit(
+    ens: Ensemble,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: Any,
+    gen: torch.Generator,
+    batch_loss: BatchLoss,
+) -> TrainLog:
     """The shared loop: ``cfg.epochs`` epochs of per-member shuffled mini-batches.
 
     x (N, *in), y (N,) on the training device. Raises Diverged on a non-finite loss.
@@ -98,18 +105,24 @@ def fit(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, cfg: Any, gen: torch.Ge
 
 
 def _standard_loss(kind: str) -> BatchLoss:
-    def loss(ens: Ensemble, xb: torch.Tensor, yb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    def loss(
+        ens: Ensemble, xb: torch.Tensor, yb: torch.Tensor, gen: torch.Generator
+    ) -> torch.Tensor:
         return member_loss(ens.members.forward_each(ens.preprocess(xb)), yb, kind)
 
     return loss
 
 
 @register("standard")
-def train_standard(ens: Ensemble, data: DataBundle, cfg: Any, gen: torch.Generator, device: torch.device) -> TrainLog:
+def train_standard(
+    ens: Ensemble, data: DataBundle, cfg: Any, gen: torch.Generator, device: torch.device
+) -> TrainLog:
     x, y = data.x_train.to(device), data.y_train.to(device)
     return fit(ens, x, y, cfg, gen, _standard_loss(cfg.loss))
 
 
-def train(ens: Ensemble, data: DataBundle, cfg: Any, gen: torch.Generator, device: torch.device) -> TrainLog:
+def train(
+    ens: Ensemble, data: DataBundle, cfg: Any, gen: torch.Generator, device: torch.device
+) -> TrainLog:
     """Train ``ens`` in place with the method named by ``cfg.method``."""
     return get_trainer(cfg.method)(ens, data, cfg, gen, device)

@@ -38,4 +38,13 @@ register("fgsm", Fgsm)
 register("pgd", Pgd)
 register("exact", Exact)
 
-__all__ = ["Attack", "AttackResult", "Model", "build", "correct", "known", "predict_correct", "register"]
+__all__ = [
+    "Attack",
+    "AttackResult",
+    "Model",
+    "build",
+    "correct",
+    "known",
+    "predict_correct",
+    "register",
+]

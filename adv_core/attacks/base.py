@@ -49,12 +49,17 @@ def correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """(B, C), (B,) -> (B,) bool: the true logit strictly beats every other."""
     z_y = logits.gather(1, y[:, None])
     others = logits.scatter(1, y[:, None], float("-inf"))
-    return (z_y[:, 0] > others.amax(dim=1))
+    return z_y[:, 0] > others.amax(dim=1)
 
 
 @torch.no_grad()
-def predict_correct(model: Model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
-    out = [correct(model(x[i : i + batch_size]), y[i : i + batch_size]) for i in range(0, len(y), batch_size)]
+def predict_correct(
+    model: Model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096
+) -> torch.Tensor:
+    out = [
+        correct(model(x[i : i + batch_size]), y[i : i + batch_size])
+        for i in range(0, len(y), batch_size)
+    ]
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool, device=x.device)
 
 
@@ -79,16 +84,38 @@ class Attack(ABC):
         self.cfg = cfg
         self.norm: Norm = get_norm(cfg.norm)
 
-    def project(self, x0: torch.Tensor, x: torch.Tensor, eps: float, bounds: Bounds) -> torch.Tensor:
+    def project(
+        self, x0: torch.Tensor, x: torch.Tensor, eps: float, bounds: Bounds
+    ) -> torch.Tensor:
         """Back into the eps-ball around x0, then into the box (which keeps the ball)."""
         return clip_box(x0 + self.norm.project(x - x0, eps), bounds)
 
     @abstractmethod
-    def perturb(self, model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, bounds: Bounds, generator: torch.Generator | None) -> torch.Tensor:
+    def perturb(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        eps: float,
+        bounds: Bounds,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         """Adversarial candidates (A, *D) for the still-robust examples x (A, *D) at ``eps``."""
 
-    def __call__(self, model: Model, x: torch.Tensor, y: torch.Tensor, epsilons: Sequence[float] | None = None, *, bounds: Bounds = None, generator: torch.Generator | None = None, batch_size: int = 1024) -> AttackResult:
-        eps_list = tuple(sorted(float(e) for e in (epsilons if epsilons is not None else self.cfg.eps)))
+    def __call__(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        epsilons: Sequence[float] | None = None,
+        *,
+        bounds: Bounds = None,
+        generator: torch.Generator | None = None,
+        batch_size: int = 1024,
+    ) -> AttackResult:
+        eps_list = tuple(
+            sorted(float(e) for e in (epsilons if epsilons is not None else self.cfg.eps))
+        )
         if any(e < 0 for e in eps_list):
             raise ValueError(f"eps must be >= 0, got {eps_list}")
         broken = ~predict_correct(model, x, y)  # (N,)
@@ -100,7 +127,9 @@ class Attack(ABC):
             # Cascade: what broke at a smaller eps stays broken (nested balls).
             for chunk in idx.split(batch_size) if eps > 0 else ():
                 x0, y0 = x[chunk], y[chunk]
-                xa = self.project(x0, self.perturb(model, x0, y0, eps, bounds, generator).detach(), eps, bounds)
+                xa = self.project(
+                    x0, self.perturb(model, x0, y0, eps, bounds, generator).detach(), eps, bounds
+                )
                 hit = ~predict_correct(model, xa, y0)
                 x_best[chunk[hit]] = xa[hit]
                 broken[chunk[hit]] = True
@@ -114,7 +143,9 @@ def input_grad(model: Model, x: torch.Tensor, y: torch.Tensor, loss: str = "ce")
     return loss_grad(model, x, y, loss)[0]
 
 
-def loss_grad(model: Model, x: torch.Tensor, y: torch.Tensor, loss: str = "ce") -> tuple[torch.Tensor, torch.Tensor]:
+def loss_grad(
+    model: Model, x: torch.Tensor, y: torch.Tensor, loss: str = "ce"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(input gradient (B, *D), logits (B, C)) of the summed per-example loss at x."""
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():

@@ -24,23 +24,27 @@ def linear_weights_of(model: Model) -> tuple[torch.Tensor, torch.Tensor]:
     return w.double(), b.double()
 
 
-def pair_terms(w: torch.Tensor, b: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_terms(
+    w: torch.Tensor, b: torch.Tensor, x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """v (N, C, D) = w_y - w_j and margins m (N, C) = v.x + b_y - b_j (m[n, y_n] = +inf)."""
-    xf = x.reshape(len(x), -1).double()  # (N, D)
+    xf = x.flatten(1).double()  # (N, D)
     v = w[y][:, None, :] - w[None, :, :]  # (N, C, D)
     m = torch.einsum("ncd,nd->nc", v, xf) + (b[y][:, None] - b[None, :])
     m = m.scatter(1, y[:, None], float("inf"))
     return v, m
 
 
-def worst_reduction(v: torch.Tensor, x: torch.Tensor, eps: float, norm_name: str, bounds: Bounds) -> torch.Tensor:
+def worst_reduction(
+    v: torch.Tensor, x: torch.Tensor, eps: float, norm_name: str, bounds: Bounds
+) -> torch.Tensor:
     """(N, C) largest decrease of each pair margin within the budget (linf box case exact)."""
     if bounds is None:
         q = {"linf": 1.0, "l2": 2.0, "l1": float("inf")}[norm_name]
         return eps * torch.linalg.vector_norm(v, ord=q, dim=-1)
     if norm_name != "linf":
         raise NotImplementedError("the exact box case is implemented for linf only")
-    xf = x.reshape(len(x), -1).double()[:, None, :]  # (N, 1, D)
+    xf = x.flatten(1).double()[:, None, :]  # (N, 1, D)
     lo, hi = bounds
     room = torch.where(v > 0, xf - lo, hi - xf)  # moving against sign(v) lowers the margin
     return (v.abs() * torch.clamp(room, max=eps)).sum(dim=-1)
@@ -51,23 +55,45 @@ class Exact(Attack):
 
     cfg: ExactAttack
 
-    def perturb(self, model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, bounds: Bounds, generator: torch.Generator | None) -> torch.Tensor:
+    def perturb(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        eps: float,
+        bounds: Bounds,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         w, b = linear_weights_of(model)
         v, m = pair_terms(w, b, x, y)
         j = (m - worst_reduction(v, x, eps, self.cfg.norm, bounds)).argmin(dim=1)  # weakest pair
         vj = v[torch.arange(len(y)), j]  # (N, D)
-        xf = x.reshape(len(x), -1).double()
+        xf = x.flatten(1).double()
         direction = -self.norm.steepest(vj)  # unit-norm, lowers (w_y - w_j).x the most
         if bounds is not None and self.cfg.norm == "linf":
             lo, hi = bounds
-            xa = torch.where(direction > 0, torch.clamp(xf + eps, max=hi), torch.clamp(xf - eps, min=lo))
+            xa = torch.where(
+                direction > 0, torch.clamp(xf + eps, max=hi), torch.clamp(xf - eps, min=lo)
+            )
             xa = torch.where(direction == 0, xf, xa)
         else:
             xa = xf + eps * direction
         return xa.to(x.dtype).reshape(x.shape)
 
-    def __call__(self, model: Model, x: torch.Tensor, y: torch.Tensor, epsilons: object = None, *, bounds: Bounds = None, generator: torch.Generator | None = None, batch_size: int = 1024) -> AttackResult:
-        result = super().__call__(model, x, y, epsilons, bounds=bounds, generator=generator, batch_size=batch_size)  # type: ignore[arg-type]
+    def __call__(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        epsilons: object = None,
+        *,
+        bounds: Bounds = None,
+        generator: torch.Generator | None = None,
+        batch_size: int = 1024,
+    ) -> AttackResult:
+        result = super().__call__(
+            model, x, y, epsilons, bounds=bounds, generator=generator, batch_size=batch_size
+        )  # type: ignore[arg-type]
         w, b = linear_weights_of(model)
         v, m = pair_terms(w, b, x, y)
         for k, eps in enumerate(result.epsilons):

@@ -26,7 +26,15 @@ class Fgsm(Attack):
 
     cfg: FgsmAttack
 
-    def perturb(self, model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, bounds: Bounds, generator: torch.Generator | None) -> torch.Tensor:
+    def perturb(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        eps: float,
+        bounds: Bounds,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         return x + eps * self.norm.steepest(input_grad(model, x, y, "ce"))
 
 
@@ -39,20 +47,45 @@ class Pgd(Attack):
 
     cfg: PgdAttack
 
-    def perturb(self, model: Model, x: torch.Tensor, y: torch.Tensor, eps: float, bounds: Bounds, generator: torch.Generator | None) -> torch.Tensor:
+    def perturb(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        eps: float,
+        bounds: Bounds,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         best = x.clone()
         alive = torch.ones(len(y), dtype=torch.bool, device=x.device)
         for r in range(self.cfg.restarts):
             idx = alive.nonzero()[:, 0]
             if len(idx) == 0:
                 break
-            xa = self._run(model, x[idx], y[idx], eps, bounds, generator, random_start=self.cfg.random_start or r > 0)
+            xa = self._run(
+                model,
+                x[idx],
+                y[idx],
+                eps,
+                bounds,
+                generator,
+                random_start=self.cfg.random_start or r > 0,
+            )
             hit = ~predict_correct(model, xa, y[idx])
             best[idx] = xa  # the last attempt for survivors; successful ones are kept
             alive[idx[hit]] = False
         return best
 
-    def _run(self, model: Model, x0: torch.Tensor, y: torch.Tensor, eps: float, bounds: Bounds, generator: torch.Generator | None, random_start: bool) -> torch.Tensor:
+    def _run(
+        self,
+        model: Model,
+        x0: torch.Tensor,
+        y: torch.Tensor,
+        eps: float,
+        bounds: Bounds,
+        generator: torch.Generator | None,
+        random_start: bool,
+    ) -> torch.Tensor:
         step = self.cfg.rel_step * eps
         x = x0.clone()
         if random_start:

@@ -23,7 +23,9 @@ def _digits_raw() -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-def select_classes(x: torch.Tensor, y: torch.Tensor, classes: tuple[int, ...] | None) -> tuple[torch.Tensor, torch.Tensor]:
+def select_classes(
+    x: torch.Tensor, y: torch.Tensor, classes: tuple[int, ...] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Keep ``classes`` and relabel them 0..k-1 in the order given."""
     if classes is None:
         return x, y
@@ -43,7 +45,15 @@ def resize(x: torch.Tensor, side: int) -> torch.Tensor:
     return out.clamp(0.0, 1.0)
 
 
-def split_images(cfg: _ImageData, x: torch.Tensor, y: torch.Tensor, n_train: int, n_eval: int, n_unlabeled: int, seed: int) -> DataBundle:
+def split_images(
+    cfg: _ImageData,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    n_train: int,
+    n_eval: int,
+    n_unlabeled: int,
+    seed: int,
+) -> DataBundle:
     """Shuffle with the cell's generator; disjoint test, train and unlabeled parts."""
     x, y = select_classes(x, y, cfg.classes)
     need = n_train + n_eval + n_unlabeled
@@ -60,6 +70,8 @@ def split_images(cfg: _ImageData, x: torch.Tensor, y: torch.Tensor, n_train: int
 
 
 @register("digits")
-def load_digits(cfg: DigitsData, n_train: int, n_eval: int, n_unlabeled: int, seed: int) -> DataBundle:
+def load_digits(
+    cfg: DigitsData, n_train: int, n_eval: int, n_unlabeled: int, seed: int
+) -> DataBundle:
     x, y = _digits_raw()
     return split_images(cfg, x, y, n_train, n_eval, n_unlabeled, seed)

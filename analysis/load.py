@@ -1,0 +1,107 @@
+"""Read the results store with polars. Explicit hive schemas: partition values such as run ids
+stay strings (a run called 20240101 must never become an integer)."""
+
+from __future__ import annotations
+
+import posixpath
+import warnings
+from typing import Any
+
+import polars as pl
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from sweeps.schema import EXAMPLES_SCHEMA, METRICS_SCHEMA, PARTITION_KEYS
+
+
+def _polars_schema(arrow_schema: Any) -> dict[str, Any]:
+    return dict(pl.from_arrow(arrow_schema.empty_table()).schema)
+
+
+def _resolve(root: str) -> tuple[pafs.FileSystem, str]:
+    if "://" in root:
+        fs, path = pafs.FileSystem.from_uri(root)
+        return fs, path.rstrip("/")
+    import os
+
+    return pafs.LocalFileSystem(), os.path.abspath(root)
+
+
+def table_files(
+    results_dir: str,
+    table: str,
+    sweep: str | None = None,
+    run: str | None = None,
+    *,
+    check: bool = True,
+) -> list[str]:
+    """Readable Parquet files of ``table``, filtered by sweep/run; unreadable ones are skipped
+    with a warning that names the path."""
+    fs, base = _resolve(results_dir)
+    parts = (
+        [base, table]
+        + ([f"sweep={sweep}"] if sweep else [])
+        + ([f"run={run}"] if sweep and run else [])
+    )
+    sel = pafs.FileSelector(posixpath.join(*parts), allow_not_found=True, recursive=True)
+    files = []
+    for info in fs.get_file_info(sel):
+        name = posixpath.basename(info.path)
+        if info.type != pafs.FileType.File or not name.endswith(".parquet") or name.startswith("."):
+            continue
+        if run and f"/run={run}/" not in info.path:
+            continue
+        if check:
+            try:
+                pq.read_metadata(info.path, filesystem=fs)
+            except Exception as exc:  # a truncated or corrupt file must not hide the rest
+                warnings.warn(f"skipping unreadable results file {info.path}: {exc}", stacklevel=2)
+                continue
+        files.append(info.path)
+    return sorted(files)
+
+
+def _scan(
+    results_dir: str,
+    table: str,
+    schema: Any,
+    sweep: str | None,
+    run: str | None,
+    storage_options: dict[str, Any] | None,
+) -> pl.LazyFrame:
+    files = table_files(results_dir, table, sweep, run)
+    pschema = _polars_schema(schema)
+    hive = dict.fromkeys(PARTITION_KEYS, pl.String)
+    if not files:
+        return pl.LazyFrame(schema={**pschema, **hive})
+    scheme = results_dir.split("://", 1)[0] + "://" if "://" in results_dir else ""
+    sources = [scheme + f for f in files]
+    return pl.scan_parquet(
+        sources,
+        hive_partitioning=True,
+        hive_schema=hive,
+        schema=pschema,
+        storage_options=storage_options,
+    )
+
+
+def load(
+    results_dir: str,
+    sweep: str | None = None,
+    run: str | None = None,
+    *,
+    storage_options: dict[str, Any] | None = None,
+) -> pl.LazyFrame:
+    """The metrics table as a LazyFrame (one row per cell, member, attack and eps)."""
+    return _scan(results_dir, "metrics", METRICS_SCHEMA, sweep, run, storage_options)
+
+
+def load_examples(
+    results_dir: str,
+    sweep: str | None = None,
+    run: str | None = None,
+    *,
+    storage_options: dict[str, Any] | None = None,
+) -> pl.LazyFrame:
+    """The per-example table (margins, the smallest eps that broke each example)."""
+    return _scan(results_dir, "examples", EXAMPLES_SCHEMA, sweep, run, storage_options)

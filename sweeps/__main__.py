@@ -1,0 +1,5 @@
+"""``python -m sweeps`` runs the CLI."""
+
+from sweeps.cli import main
+
+main()

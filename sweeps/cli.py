@@ -1,0 +1,218 @@
+"""The ``sweeps`` command line (typer). Exit codes: 0 ok; 1 some cells failed permanently;
+2 invalid input; 3 regression."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sweeps.runner import EXIT_INVALID, run_sweep
+from sweeps.spec import SpecError, SweepSpec, load_spec
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Reproducible adversarial-robustness sweeps on Ray.",
+)
+out = Console()
+err = Console(stderr=True)
+
+SpecArg = Annotated[Path, typer.Argument(help="Sweep spec (YAML).", show_default=False)]
+ResultsOpt = Annotated[
+    str,
+    typer.Option(
+        "--results", help="Results root: a folder or a pyarrow URI such as s3://bucket/prefix."
+    ),
+]
+
+
+def fail_invalid(errors: list[tuple[str, str]]) -> None:
+    for path, msg in errors:
+        err.print(f"[red]error[/red] {path}: {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_INVALID)
+
+
+def read_spec(path: Path) -> SweepSpec:
+    try:
+        return load_spec(path)
+    except SpecError as exc:
+        fail_invalid(exc.errors)
+        raise  # unreachable
+
+
+def check_results_root(results: str) -> None:
+    if "://" not in results and Path(results).exists() and not Path(results).is_dir():
+        fail_invalid([("--results", f"{results} exists and is not a folder")])
+
+
+@app.command()
+def validate(spec: SpecArg) -> None:
+    """Validate a spec: exit 0, or exit 2 with one message per error naming the field path."""
+    s = read_spec(spec)
+    out.print(f"ok: sweep {s.name!r}, {s.grid_size()} cells")
+
+
+@app.command()
+def plan(
+    spec: SpecArg,
+    results: ResultsOpt = "results",
+    run_id: Annotated[str | None, typer.Option("--run-id")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Dry run: the cells, how many are done, the estimated cost. Writes nothing."""
+    from sweeps.plan import plan as make_plan
+    from sweeps.plan import summarize
+    from sweeps.runner import default_run_id
+    from sweeps.store import ResultStore
+
+    s = read_spec(spec)
+    check_results_root(results)
+    rid = run_id or default_run_id(s)
+    cells = make_plan(s)
+    done = {}
+    if "://" in results or Path(results).is_dir():
+        done, _ = ResultStore(results).cell_status(s.name, rid)
+    summary = summarize(s, cells, {h for h, st in done.items() if st != "failed"})
+    if as_json:
+        out.print_json(json.dumps({"run_id": rid, **summary.__dict__}))
+        return
+    out.print(
+        f"sweep {s.name!r} run {rid}: {summary.cells} cells ({summary.unique_trainings} distinct trainings), {summary.done} done, {summary.pending} pending, ~{summary.rows_per_cell} rows per cell, estimated cost {summary.estimated_cost:.3g} units"
+    )
+
+
+@app.command()
+def run(
+    spec: SpecArg,
+    results: ResultsOpt = "results",
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            "--run-id", help="Run id; the default is derived from the spec, so re-running resumes."
+        ),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="Existing Ray cluster (else RAY_ADDRESS, else an embedded local cluster).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Worker actors (default: one per GPU, or per CPU slot); 0 runs inline without Ray.",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            help="Ray auth token (default: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token).",
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet")] = False,
+) -> None:
+    """Run or resume a sweep."""
+    s = read_spec(spec)
+    check_results_root(results)
+    from cluster.scheduler import CellState
+    from sweeps.progress import SweepProgress
+
+    with SweepProgress(out, enabled=not quiet) as prog:
+        outcome = run_sweep(
+            s,
+            results,
+            run_id,
+            address=address,
+            workers=workers,
+            token=token,
+            progress=prog.update,
+            on_start=prog.start,
+        )
+    sm = outcome.summary
+    out.print(
+        f"run {outcome.run_id}: {outcome.planned} cells, {outcome.skipped} already done, {sm.count(CellState.DONE) + sm.count(CellState.DIVERGED)} run now, {sm.failed} failed; wall {sm.wall_s:.1f} s"
+    )
+    out.print(f"results: {results}  manifest: {outcome.manifest_path}")
+    raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+def status(
+    results: ResultsOpt = "results", as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """Runs with their cells done / failed / missing, and unreadable files."""
+    from sweeps.status import collect_status
+
+    check_results_root(results)
+    info = collect_status(results)
+    if as_json:
+        sys.stdout.write(json.dumps(info, indent=2, default=str) + "\n")
+        return
+    table = Table(
+        "sweep", "run", "planned", "done", "failed", "diverged", "missing", "state", "unreadable"
+    )
+    for r in info["runs"]:
+        table.add_row(
+            r["sweep"],
+            r["run_id"],
+            str(r["planned"]),
+            str(r["done"]),
+            str(r["failed"]),
+            str(r["diverged"]),
+            str(r["missing"]),
+            r["state"],
+            str(len(r["unreadable"])),
+        )
+    out.print(table)
+    for r in info["runs"]:
+        for f in r["unreadable"]:
+            out.print(f"[yellow]unreadable[/yellow] {f}")
+
+
+@app.command()
+def report(
+    results: ResultsOpt = "results",
+    out_path: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path(
+        "report.html"
+    ),
+    sweep: Annotated[str | None, typer.Option("--sweep")] = None,
+    run_id: Annotated[str | None, typer.Option("--run-id")] = None,
+    notebook: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--notebook", help="Notebook name(s) under analysis/notebooks (default: overview)."
+        ),
+    ] = None,
+) -> None:
+    """Execute the analysis notebooks on a results folder and write one HTML report."""
+    from analysis.report import NOTEBOOKS, render_report
+
+    check_results_root(results)
+    names = notebook or ["overview"]
+    unknown = [n for n in names if not (NOTEBOOKS / f"{n}.ipynb").is_file()]
+    if unknown:
+        fail_invalid(
+            [
+                (
+                    "--notebook",
+                    f"unknown notebook(s) {unknown}; known: {sorted(p.stem for p in NOTEBOOKS.glob('*.ipynb'))}",
+                )
+            ]
+        )
+    path = render_report(results, out_path, names, sweep=sweep, run=run_id)
+    out.print(f"report: {path}")
+
+
+def main() -> Any:  # pragma: no cover - console entry
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    return app()

@@ -1,0 +1,80 @@
+"""Assemble full metrics rows: a cell's own columns + adv_core's per-(member, attack, eps) rows
++ the run's provenance. Pure functions, no I/O, no torch."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from adv_core.config import Cell, canonical_json
+from sweeps.schema import SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Provenance shared by every row of one run (never part of a hash)."""
+
+    sweep: str
+    run_id: str
+    code_version: str
+
+
+def cell_columns(cell: Cell) -> dict[str, Any]:
+    t = cell.training
+    return {
+        "cell_hash": cell.cell_hash,
+        "train_hash": cell.train_hash,
+        "dataset": cell.dataset.name,
+        "d": int(cell.dataset.input_dim),
+        "n_train": cell.n_train,
+        "n_eval": cell.n_eval,
+        "model": cell.model.name,
+        "train_method": t.method,
+        "train_norm": getattr(t, "norm", None) if t.method != "standard" else None,
+        "train_eps": float(t.eps) if t.method != "standard" and hasattr(t, "eps") else None,
+        "ensemble_size": cell.ensemble_size,
+        "seed": cell.seed,
+        "config": cell.to_json(),
+        "dataset_config": canonical_json(cell.dataset),
+        "model_config": canonical_json(cell.model),
+        "training_config": canonical_json(cell.training),
+    }
+
+
+def complete_rows(
+    run: RunInfo,
+    cell: Cell,
+    rows: list[dict[str, Any]],
+    *,
+    attempt: int = 1,
+    model_reused: bool | None = None,
+    node: str | None = None,
+) -> list[dict[str, Any]]:
+    """Add cell and provenance columns to adv_core's rows."""
+    base = {
+        "schema_version": SCHEMA_VERSION,
+        "sweep": run.sweep,
+        "run_id": run.run_id,
+        "code_version": run.code_version,
+        "created_at": dt.datetime.now(dt.UTC),
+        "node": node or socket.gethostname(),
+        "attempt": attempt,
+        "model_reused": model_reused,
+        **cell_columns(cell),
+    }
+    return [{**base, **r} for r in rows]
+
+
+def complete_examples(
+    run: RunInfo, cell: Cell, examples: dict[str, list[Any]]
+) -> dict[str, list[Any]]:
+    n = len(examples.get("example", []))
+    return {
+        "schema_version": [SCHEMA_VERSION] * n,
+        "sweep": [run.sweep] * n,
+        "run_id": [run.run_id] * n,
+        "cell_hash": [cell.cell_hash] * n,
+        **examples,
+    }

@@ -1,0 +1,123 @@
+"""Run (or resume) a sweep: plan, skip what is done, hand the rest to the cluster layer, and
+keep the run manifest up to date. Shared by ``sweeps run``, ``sweeps nightly`` and tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from adv_core.config import content_hash
+from cluster.scheduler import CellState, InlineBackend, Summary, run_cells
+from sweeps.plan import plan
+from sweeps.provenance import code_version, host_info, library_versions
+from sweeps.rows import RunInfo
+from sweeps.sink import RunSink
+from sweeps.spec import SweepSpec
+from sweeps.store import ResultStore
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_REGRESSION = 0, 1, 2, 3
+
+
+def default_run_id(spec: SweepSpec) -> str:
+    """Same spec (less execution settings) -> same run id, so re-running resumes."""
+    return "r" + content_hash(spec.model_dump(mode="json", exclude={"resources"}), 10)
+
+
+@dataclass
+class SweepOutcome:
+    run_id: str
+    planned: int
+    skipped: int
+    summary: Summary
+    manifest_path: str
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_FAILED if self.summary.failed else EXIT_OK
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+def run_sweep(
+    spec: SweepSpec,
+    results: str,
+    run_id: str | None = None,
+    *,
+    address: str | None = None,
+    workers: int | None = None,
+    inline: bool = False,
+    token: str | None = None,
+    progress: Callable[[Summary], None] | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+    extra_manifest: dict[str, Any] | None = None,
+) -> SweepOutcome:
+    store = ResultStore(results)
+    run = RunInfo(spec.name, run_id or default_run_id(spec), code_version())
+    cells = plan(spec)
+    todo = store.pending(run, cells)
+    if on_start:
+        on_start(len(cells), len(cells) - len(todo))
+    previous = store.read_manifest(run.run_id) or {}
+    manifest: dict[str, Any] = {
+        "run_id": run.run_id, "sweep": spec.name, "spec": spec.model_dump(mode="json"),
+        "code_version": run.code_version, "libraries": library_versions(), **host_info(),
+        "started_at": _now(), "first_started_at": previous.get("first_started_at", _now()),
+        "cells": len(cells), "pending_at_start": len(todo), "status": "running",
+        "invocations": previous.get("invocations", 0) + 1, **(extra_manifest or {}),
+    }  # fmt: skip
+    path = store.write_manifest(run.run_id, manifest)
+    sink = RunSink(store, run)
+    res = spec.resources
+    if inline or workers == 0:
+        summary = run_cells(
+            todo, sink, InlineBackend(sink), max_retries=res.max_retries, progress=progress
+        )
+    else:
+        summary = _run_on_ray(todo, sink, spec, address, workers, token, progress)
+    done, bad = store.cell_status(run.sweep, run.run_id)
+    manifest.update({
+        "finished_at": _now(), "status": "failed" if summary.failed else "complete",
+        "cells_done": sum(1 for s in done.values() if s == "ok"),
+        "cells_failed": sum(1 for s in done.values() if s == "failed"),
+        "cells_diverged": sum(1 for s in done.values() if s == "diverged"),
+        "cells_run_now": summary.count(CellState.DONE) + summary.count(CellState.DIVERGED),
+        "unreadable_files": bad, "wall_s": summary.wall_s, "cell_s": summary.cell_s,
+    })  # fmt: skip
+    store.write_manifest(run.run_id, manifest)
+    return SweepOutcome(run.run_id, len(cells), len(cells) - len(todo), summary, path)
+
+
+def _run_on_ray(
+    todo: list[Any],
+    sink: RunSink,
+    spec: SweepSpec,
+    address: str | None,
+    workers: int | None,
+    token: str | None,
+    progress: Callable[[Summary], None] | None,
+) -> Summary:
+    from cluster.connect import connect
+    from cluster.pool import RayBackend, default_workers
+
+    res = spec.resources
+    connect(address, token=token)
+    n = workers or default_workers(res.cpus_per_worker, res.gpus_per_worker)
+    if res.max_in_flight:
+        n = min(n, res.max_in_flight)
+    n = max(1, min(n, len(todo))) if todo else 1
+    backend = RayBackend(sink, n, res.cpus_per_worker, res.gpus_per_worker)
+    try:
+        return run_cells(
+            todo,
+            sink,
+            backend,
+            max_retries=res.max_retries,
+            timeout_s=res.cell_timeout_s,
+            progress=progress,
+        )
+    finally:
+        backend.shutdown()

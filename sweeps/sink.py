@@ -1,0 +1,44 @@
+"""The store bound to one run: what cluster/ workers write through (cluster.sink.ResultSink)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adv_core.config import Cell
+from adv_core.run import failure_rows
+from sweeps.rows import RunInfo
+from sweeps.store import Receipt, ResultStore
+
+
+class RunSink:
+    def __init__(self, store: ResultStore, run: RunInfo) -> None:
+        self.store, self.run = store, run
+
+    def write_result(
+        self,
+        cell: Cell,
+        rows: list[dict[str, Any]],
+        examples: dict[str, list[Any]] | None,
+        *,
+        attempt: int,
+        model_reused: bool | None,
+    ) -> Receipt:
+        return self.store.write_cell(
+            self.run, cell, rows, examples, attempt=attempt, model_reused=model_reused
+        )
+
+    def write_failure(self, cell: Cell, status: str, error: str, *, attempt: int) -> Receipt:
+        return self.store.write_cell(
+            self.run, cell, failure_rows(cell, status, error), None, attempt=attempt
+        )
+
+    def is_done(self, cell_hash: str) -> bool:
+        return self.store.exists(
+            self.store.cell_file("metrics", self.run.sweep, self.run.run_id, cell_hash)
+        )
+
+    def load_model(self, train_hash: str) -> tuple[bytes, str] | None:
+        return self.store.load_model(train_hash)
+
+    def save_model(self, train_hash: str, weights: bytes, config: str) -> None:
+        self.store.save_model(train_hash, weights, config)

@@ -1,0 +1,72 @@
+"""Test session setup: Ray hygiene (127.0.0.1 only, no usage stats, no cloud probes), one local
+Ray cluster per session, small deterministic specs."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Set before anything imports ray: a private HOME with an empty bootstrap config stops Ray
+# probing cloud metadata addresses; the rest keep the cluster on loopback and silent.
+_HOME = Path(tempfile.mkdtemp(prefix="rs-home-"))
+(_HOME / "ray_bootstrap_config.yaml").write_text("{}\n")
+os.environ.update(
+    {
+        "HOME": str(_HOME),
+        "MPLCONFIGDIR": str(_HOME / "mpl"),
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_USAGE_STATS_REPORT_URL": "http://127.0.0.1:9/",
+        "SWEEPS_RAY_TMP": "/tmp",
+        "RAY_health_check_period_ms": "1000",
+        "RAY_health_check_timeout_ms": "2000",
+        "RAY_health_check_failure_threshold": "3",
+    }
+)
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[dict[str, str]]:
+    """One real local Ray cluster (2 CPUs) for the whole session."""
+    import ray
+
+    from cluster.connect import connect
+
+    connect(None, num_cpus=2, object_store_mb=128)
+    ctx = ray.get_runtime_context()
+    yield {"address": ctx.gcs_address}
+    ray.shutdown()
+
+
+TINY_SPEC = """
+name: {name}
+seeds: [0, 1]
+datasets:
+  - {{name: gaussian, d: [8, 32], sigma_c: 1.0}}
+n_train: [4, 16]
+n_eval: 200
+models:
+  - {{name: linear}}
+training:
+  - {{method: standard, epochs: 5, batch_size: 16}}
+ensemble_size: 2
+attacks:
+  - {{name: fgsm, norm: linf, eps: [0.0, 0.1, 0.3]}}
+  - {{name: exact, norm: linf, eps: [0.0, 0.1, 0.3]}}
+resources: {{cpus_per_worker: 1, max_retries: 1}}
+"""
+
+
+@pytest.fixture
+def tiny_spec(tmp_path: Path) -> Path:
+    """An 8-cell gaussian spec that runs in a few seconds."""
+    p = tmp_path / "tiny.yaml"
+    p.write_text(TINY_SPEC.format(name="tiny"))
+    return p

@@ -1,0 +1,34 @@
+"""Notebooks execute for real (nbclient, python3 kernel) against results made in the test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from typer.testing import CliRunner
+
+from sweeps.cli import app
+
+
+@pytest.mark.slow
+def test_overview_notebook_executes_and_renders(tiny_spec: Path, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    run = CliRunner().invoke(
+        app, ["run", str(tiny_spec), "--results", str(results), "--workers", "0", "--quiet"]
+    )
+    assert run.exit_code == 0, run.output
+    out = tmp_path / "report.html"
+    rep = CliRunner().invoke(app, ["report", "--results", str(results), "--out", str(out)])
+    assert rep.exit_code == 0, rep.output
+    html = out.read_text()
+    assert "Overview: robust accuracy against eps" in html and html.count("<img ") == 2
+    assert "Traceback" not in html
+
+
+def test_notebooks_are_committed_without_outputs() -> None:
+    for nb_path in (Path(__file__).resolve().parent.parent / "analysis" / "notebooks").glob(
+        "*.ipynb"
+    ):
+        nb = nbformat.read(nb_path, as_version=4)
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), nb_path
