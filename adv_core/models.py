@@ -330,6 +330,8 @@ def ensemble_from_bytes(
     members = make_members(modules)
     members.load_state(st_load(weights))
     pre_spec = meta.get("preprocess")
+    if pre_spec:
+        import adv_core.defenses  # noqa: F401  (registers the preprocessing factories)
     pre = PREPROCESS[pre_spec["kind"]](pre_spec) if pre_spec else None
     return Ensemble(members, cfg, shape, meta["n_classes"], pre).to(device)
 
