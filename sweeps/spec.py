@@ -11,7 +11,7 @@ import itertools
 import typing
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -74,9 +74,8 @@ def grid_model(cls: type[BaseModel], tag: str) -> type[BaseModel]:
 
 def _grid_union(union: Any, tag: str) -> Any:
     members = get_args(get_args(union)[0])
-    return Annotated[
-        tuple(grid_model(m, tag) for m in members), Field(discriminator=tag)
-    ]  # noqa: UP007
+    grids = tuple(grid_model(m, tag) for m in members)
+    return Annotated[Union[grids], Field(discriminator=tag)]  # noqa: UP007
 
 
 DatasetGrid = _grid_union(DatasetConfig, "name")
