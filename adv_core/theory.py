@@ -106,3 +106,70 @@ def dense_gaussian_eps_threshold(r: float, d: ArrayLike) -> NDArray[np.float64]:
 def gaussian_mean_estimator_n_star(eps: float, sigma: ArrayLike) -> NDArray[np.float64]:
     """n at which the mean estimator's robust error drops: ~ (2/pi) eps^2 sigma^2."""
     return (2.0 / math.pi) * eps**2 * np.asarray(sigma, dtype=float) ** 2
+
+
+def dense_bayes_robust_error(
+    r: ArrayLike, d: ArrayLike, eps: ArrayLike, sigma: ArrayLike = 1.0
+) -> NDArray[np.float64]:
+    """bayes_robust_error for the dense weak-signal model theta_i = r / sqrt(d) (linf), in closed
+    form: ||S_eps(theta)||_2 = (r - eps sqrt(d))_+, so the error Phi(-(r - eps sqrt(d))_+ / sigma)
+    depends on eps and d only through eps * sqrt(d)."""
+    r_, d_, e_, s_ = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (r, d, eps, sigma)))
+    out: NDArray[np.float64] = Phi(-np.maximum(r_ - e_ * np.sqrt(d_), 0.0) / s_)
+    return out
+
+
+def dense_eps_to_break(
+    r: ArrayLike, d: ArrayLike, error: ArrayLike, sigma: ArrayLike = 1.0
+) -> NDArray[np.float64]:
+    """The linf eps at which even the Bayes-optimal classifier of the dense model reaches robust
+    error ``error`` (< 1/2): (r + sigma Phi^-1(error)) / sqrt(d), clipped at 0."""
+    r_, d_, q_, s_ = np.broadcast_arrays(
+        *(np.asarray(a, dtype=float) for a in (r, d, error, sigma))
+    )
+    return np.maximum(r_ + s_ * Phi_inv(q_), 0.0) / np.sqrt(d_)
+
+
+def _mean_abs_shifted_normal(s: NDArray[np.float64]) -> NDArray[np.float64]:
+    """E|1 + s Z| for Z ~ N(0, 1), s >= 0 (s = 0 gives 1)."""
+    safe = np.where(s > 0, s, 1.0)
+    folded = safe * math.sqrt(2.0 / math.pi) * np.exp(-0.5 / safe**2) + 1.0 - 2.0 * Phi(-1.0 / safe)
+    return np.where(s > 0, folded, 1.0)
+
+
+def mean_estimator_robust_error(
+    n: ArrayLike, d: ArrayLike, sigma: ArrayLike, eps: ArrayLike
+) -> NDArray[np.float64]:
+    """Large-d value of the linf robust error of the mean estimator w = (1/n) sum y_i x_i in the
+    Gaussian model with theta = +-1 (no bias). w = theta + s z with s = sigma / sqrt(n), so
+    <w,theta> ~ d, ||w||_1 ~ d E|1 + s Z|, ||w||_2 ~ sqrt(d (1 + s^2)) and
+    error ~ Phi(sqrt(d) (eps E|1 + s Z| - 1) / (sigma sqrt(1 + s^2))).
+    The error crosses 1/2 where eps E|1 + s Z| = 1, i.e. at n* = sigma^2 / s*^2 (~ sqrt(d)
+    when sigma = c d^(1/4))."""
+    n_, d_, s_, e_ = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (n, d, sigma, eps)))
+    spread = s_ / np.sqrt(n_)
+    z = np.sqrt(d_) * (e_ * _mean_abs_shifted_normal(spread) - 1.0) / (s_ * np.sqrt(1 + spread**2))
+    out: NDArray[np.float64] = Phi(z)
+    return out
+
+
+def tsipras_standard_accuracy(eta: ArrayLike, d: ArrayLike) -> NDArray[np.float64]:
+    """Standard accuracy of averaging the d weak features of Tsipras et al.: Phi(eta sqrt(d))."""
+    out: NDArray[np.float64] = Phi(np.asarray(eta, dtype=float) * np.sqrt(np.asarray(d, float)))
+    return out
+
+
+def sphere_robust_fraction_bound(
+    eps: ArrayLike, d: ArrayLike, density_ratio: ArrayLike = 1.0
+) -> NDArray[np.float64]:
+    """Shafahi et al. 2019 on the unit sphere in R^d: the fraction of points with no l2
+    adversarial example within eps is at most about U exp(-(d - 1) eps^2 / 2), U the ratio of
+    the class density to uniform (capped at 1)."""
+    e_, d_, u_ = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (eps, d, density_ratio)))
+    return np.minimum(1.0, u_ * np.exp(-(d_ - 1.0) * e_**2 / 2.0))
+
+
+def bernoulli_one_sample_error_bound(tau: ArrayLike, d: ArrayLike) -> NDArray[np.float64]:
+    """Schmidt et al. 2018, Bernoulli model: one sample gives standard error <= exp(-2 tau^4 d)."""
+    t_, d_ = np.asarray(tau, dtype=float), np.asarray(d, dtype=float)
+    return np.minimum(1.0, np.exp(-2.0 * t_**4 * d_))
