@@ -79,9 +79,10 @@ def fit(
 ) -> TrainLog:
     """The shared loop: ``cfg.epochs`` epochs of per-member shuffled mini-batches.
 
-    x (N, *in), y (N,) on the training device. Raises Diverged on a non-finite loss.
+    x (N, *in) on the training device; y (N,) shared labels, or (E, N) one label vector per
+    member (pseudo-labels of each member's own teacher). Raises Diverged on a non-finite loss.
     """
-    e, n = ens.n_members, len(y)
+    e, n = ens.n_members, y.shape[-1]
     bs = min(cfg.batch_size, n)
     opt = make_optimizer(list(ens.members.parameters()), cfg)
     log = TrainLog()
@@ -91,7 +92,8 @@ def fit(
         total = 0.0
         for start in range(0, n, bs):
             idx = order[:, start : start + bs]  # (E, B)
-            loss = batch_loss(ens, x[idx], y[idx], gen)
+            yb = y.gather(1, idx) if y.dim() == 2 else y[idx]  # (E, B)
+            loss = batch_loss(ens, x[idx], yb, gen)
             if not torch.isfinite(loss):
                 raise Diverged(f"non-finite training loss {loss.item()} at epoch {log.epochs}")
             opt.zero_grad(set_to_none=True)
@@ -126,3 +128,6 @@ def train(
 ) -> TrainLog:
     """Train ``ens`` in place with the method named by ``cfg.method``."""
     return get_trainer(cfg.method)(ens, data, cfg, gen, device)
+
+
+from adv_core import training_adv  # noqa: E402, F401  (registers the adversarial methods)

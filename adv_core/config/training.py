@@ -62,7 +62,8 @@ class TradesTraining(_Adversarial):
 
 
 class RstTraining(_Adversarial):
-    """Carmon et al. 2019: pseudo-label ``n_unlabeled`` points with a standard model, then PGD-AT."""
+    """Carmon et al. 2019: pseudo-label ``n_unlabeled`` points with a standard model, then PGD-AT
+    on labeled + pseudo-labeled points (the teacher uses the same optimiser settings)."""
 
     method: Literal["rst"] = "rst"
     n_unlabeled: PositiveInt = 1000
@@ -71,19 +72,22 @@ class RstTraining(_Adversarial):
 
 
 class EnsembleAtTraining(_Adversarial):
-    """Tramer et al. 2018: adversarial examples crafted on ``n_static`` static pre-trained models."""
+    """Tramer et al. 2018: each batch, FGSM examples from a source drawn among the model being
+    trained and ``n_static`` static models pre-trained with standard training (same architecture,
+    fresh seeds); loss = (CE(clean) + CE(adversarial)) / 2."""
 
     method: Literal["ensemble_at"] = "ensemble_at"
     n_static: PositiveInt = 2
 
 
 class GradRegTraining(_Optim):
-    """Input-gradient penalty: CE + lam * ||grad_x CE||_2^2."""
+    """Input-gradient penalty (double backpropagation): CE + lam * mean ||grad_x CE||_q^2,
+    q the dual of ``norm`` (l2 -> l2, Drucker & LeCun; linf -> l1, the first-order price of
+    an linf perturbation)."""
 
     method: Literal["grad_reg"] = "grad_reg"
     lam: PositiveFloat = 1.0
-    norm: NormName = "linf"
-    eps: NonNegativeFloat = 0.0
+    norm: NormName = "l2"
 
 
 TrainingConfig = Annotated[
@@ -96,3 +100,12 @@ TrainingConfig = Annotated[
     | GradRegTraining,
     Field(discriminator="method"),
 ]
+
+
+def standard_of(cfg: _Optim) -> StandardTraining:
+    """The standard-training config with ``cfg``'s optimiser settings and no defense (the
+    teacher of rst and the static models of ensemble_at)."""
+    keep = {
+        k: getattr(cfg, k) for k in _Optim.model_fields if k not in ("defense", "defense_param")
+    }
+    return StandardTraining(**keep)

