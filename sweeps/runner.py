@@ -11,7 +11,13 @@ from typing import Any
 from adv_core.config import content_hash
 from cluster.scheduler import CellState, InlineBackend, Summary, run_cells
 from sweeps.plan import plan
-from sweeps.provenance import code_version, host_info, library_versions
+from sweeps.provenance import (
+    code_version,
+    git_revision,
+    host_info,
+    library_versions,
+    package_version,
+)
 from sweeps.rows import RunInfo
 from sweeps.sink import RunSink
 from sweeps.spec import SweepSpec
@@ -47,6 +53,25 @@ def run_sweep(
     results: str,
     run_id: str | None = None,
     *,
+    lock_wait: bool = True,
+    **kwargs: Any,
+) -> SweepOutcome:
+    """Run or resume under the run's lock (sweeps/lock.py): a second process on the same run
+    waits (or, with ``lock_wait=False``, raises LockHeld) and then finds the work done."""
+    rid = run_id or default_run_id(spec)
+    lock = ResultStore(results).run_lock(spec.name, rid)
+    lock.acquire(wait=lock_wait)
+    try:
+        return _run_sweep_locked(spec, results, rid, **kwargs)
+    finally:
+        lock.release()
+
+
+def _run_sweep_locked(
+    spec: SweepSpec,
+    results: str,
+    run_id: str | None = None,
+    *,
     address: str | None = None,
     workers: int | None = None,
     inline: bool = False,
@@ -54,6 +79,7 @@ def run_sweep(
     progress: Callable[[Summary], None] | None = None,
     on_start: Callable[[int, int], None] | None = None,
     extra_manifest: dict[str, Any] | None = None,
+    reuse_models: bool = True,
 ) -> SweepOutcome:
     store = ResultStore(results)
     run = RunInfo(spec.name, run_id or default_run_id(spec), code_version())
@@ -68,9 +94,11 @@ def run_sweep(
         "started_at": _now(), "first_started_at": previous.get("first_started_at", _now()),
         "cells": len(cells), "pending_at_start": len(todo), "status": "running",
         "invocations": previous.get("invocations", 0) + 1, **(extra_manifest or {}),
+        "git_revision": git_revision(), "package_version": package_version(),
+        "reuse_models": reuse_models,
     }  # fmt: skip
     path = store.write_manifest(run.run_id, manifest)
-    sink = RunSink(store, run)
+    sink = RunSink(store, run, reuse_models=reuse_models)
     res = spec.resources
     if inline or workers == 0:
         summary = run_cells(
@@ -86,6 +114,7 @@ def run_sweep(
         "cells_diverged": sum(1 for s in done.values() if s == "diverged"),
         "cells_run_now": summary.count(CellState.DONE) + summary.count(CellState.DIVERGED),
         "unreadable_files": bad, "wall_s": summary.wall_s, "cell_s": summary.cell_s,
+        **store.run_facts(run.sweep, run.run_id),
     })  # fmt: skip
     store.write_manifest(run.run_id, manifest)
     return SweepOutcome(run.run_id, len(cells), len(cells) - len(todo), summary, path)

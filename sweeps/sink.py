@@ -11,8 +11,8 @@ from sweeps.store import Receipt, ResultStore
 
 
 class RunSink:
-    def __init__(self, store: ResultStore, run: RunInfo) -> None:
-        self.store, self.run = store, run
+    def __init__(self, store: ResultStore, run: RunInfo, *, reuse_models: bool = True) -> None:
+        self.store, self.run, self.reuse_models = store, run, reuse_models
 
     def write_result(
         self,
@@ -33,12 +33,16 @@ class RunSink:
         )
 
     def is_done(self, cell_hash: str) -> bool:
-        return self.store.exists(
+        if self.store.exists(
             self.store.cell_file("metrics", self.run.sweep, self.run.run_id, cell_hash)
-        )
+        ):
+            return True
+        done, _ = self.store.cell_status(self.run.sweep, self.run.run_id)  # compacted cells
+        return cell_hash in done
 
     def load_model(self, train_hash: str) -> tuple[bytes, str] | None:
-        return self.store.load_model(train_hash)
+        """The saved ensemble for ``train_hash``; None when absent or when retraining."""
+        return self.store.load_model(train_hash) if self.reuse_models else None
 
     def save_model(self, train_hash: str, weights: bytes, config: str) -> None:
         self.store.save_model(train_hash, weights, config)

@@ -6,10 +6,16 @@ filesystem (a local folder, s3://bucket/prefix, a shared mount).
     ROOT/models/<train_hash>/{weights.safetensors,config.json}
     ROOT/runs/<run_id>.json
     ROOT/reports/<run_id>.{md,json,html}
+    ROOT/locks/sweep=<name>/run=<run_id>.lock                      see sweeps/lock.py
 
 Every file is written under a temporary name (``.tmp-*``, never matched by ``*.parquet``) and
 renamed into place, so a reader never sees half a file. The metrics file is written last: its
 presence means the cell is done.
+
+``sweeps compact`` (sweeps/compact.py) merges a partition's per-cell files into
+``part-*.parquet`` files that name the cells they hold; every reader here goes through
+``partition_files``/``schema.live_files``, so a cell's rows are read exactly once even when a
+compaction was interrupted between writing the merged file and deleting the per-cell files.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import io
 import json
 import posixpath
 import uuid
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +35,14 @@ import pyarrow.parquet as pq
 
 from adv_core.config import Cell
 from sweeps.rows import RunInfo, complete_examples, complete_rows
-from sweeps.schema import examples_table, metrics_table
+from sweeps.lock import LeaseLock, lock_path
+from sweeps.schema import (
+    EXAMPLES_SCHEMA,
+    METRICS_SCHEMA,
+    examples_table,
+    live_files,
+    metrics_table,
+)
 
 METRICS, EXAMPLES, MODELS, RUNS, REPORTS = "metrics", "examples", "models", "runs", "reports"
 WEIGHTS_FILE, CONFIG_FILE = "weights.safetensors", "config.json"
@@ -152,11 +166,43 @@ class ResultStore:
         wall = full[0].get("wall_s") if full else None
         return Receipt(cell.cell_hash, status, len(full), path, wall, model_reused)
 
+    def partition_files(self, table: str, sweep: str, run_id: str) -> tuple[list[str], list[str]]:
+        """(live files to read, unreadable files named with the error) of one partition;
+        ``schema.live_files`` decides which readable files hold each cell's rows."""
+        meta: dict[str, dict[bytes, bytes] | None] = {}
+        bad: list[str] = []
+        for f in self.list_files(self.partition(table, sweep, run_id)):
+            try:
+                meta[f] = pq.read_metadata(f, filesystem=self.fs).metadata
+            except (pa.ArrowInvalid, OSError) as exc:  # truncated or corrupt
+                bad.append(f"{f} ({type(exc).__name__})")
+        return live_files(meta), bad
+
+    def read_table(
+        self, table: str, sweep: str, run_id: str, columns: list[str] | None = None
+    ) -> pa.Table:
+        """One partition's rows, each cell's exactly once; unreadable files are skipped with a
+        warning that names them."""
+        files, bad = self.partition_files(table, sweep, run_id)
+        for b in bad:
+            warnings.warn(f"skipping unreadable results file {b}", stacklevel=2)
+        schema = METRICS_SCHEMA if table == METRICS else EXAMPLES_SCHEMA
+        parts = []
+        for f in files:
+            try:
+                parts.append(pq.read_table(f, columns=columns, filesystem=self.fs, schema=schema))
+            except (pa.ArrowInvalid, OSError) as exc:
+                warnings.warn(f"skipping unreadable results file {f}: {exc}", stacklevel=2)
+        if not parts:
+            empty = schema.empty_table()
+            return empty.select(columns) if columns else empty
+        return pa.concat_tables(parts)
+
     def cell_status(self, sweep: str, run_id: str) -> tuple[dict[str, str], list[str]]:
         """{cell_hash: status} of finished cells, and the paths of unreadable files."""
         done: dict[str, str] = {}
-        bad: list[str] = []
-        for f in self.list_files(self.partition(METRICS, sweep, run_id)):
+        files, bad = self.partition_files(METRICS, sweep, run_id)
+        for f in files:
             try:
                 t = pq.read_table(f, columns=["cell_hash", "status"], filesystem=self.fs)
             except (pa.ArrowInvalid, OSError) as exc:  # truncated or corrupt
@@ -169,6 +215,28 @@ class ResultStore:
                 worst[h] = s if worst.get(h, "ok") == "ok" else worst[h]
             done.update(worst)
         return done, bad
+
+    def run_facts(self, sweep: str, run_id: str) -> dict[str, Any]:
+        """Devices, nodes and model reuse of a run's rows, for its manifest."""
+        cols = ["train_hash", "device", "node", "model_reused"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # unreadable files are listed by cell_status
+            t = self.read_table(METRICS, sweep, run_id, columns=cols).to_pylist()
+        reused = {r["train_hash"] for r in t if r["model_reused"]}
+        trained = {r["train_hash"] for r in t if r["model_reused"] is False}
+        return {
+            "devices": sorted({r["device"] for r in t if r["device"]}),
+            "nodes": sorted({r["node"] for r in t if r["node"]}),
+            "models_reused": len(reused),
+            "models_trained": len(trained - reused),
+        }
+
+    def run_lock(self, sweep: str, run_id: str, **kwargs: Any) -> LeaseLock:
+        """The lock that keeps runs and compactions of one run from overlapping."""
+        return LeaseLock(self.fs, lock_path(self.base, f"sweep={sweep}", f"run={run_id}"), **kwargs)
+
+    def delete(self, path: str) -> None:
+        self._delete(path)
 
     def pending(self, run: RunInfo, cells: list[Cell], retry_failed: bool = True) -> list[Cell]:
         """Cells with no readable result (and, by default, cells that failed before)."""
