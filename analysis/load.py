@@ -11,7 +11,13 @@ import polars as pl
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from sweeps.schema import EXAMPLES_SCHEMA, METRICS_SCHEMA, PARTITION_KEYS
+from sweeps.schema import (
+    EXAMPLES_SCHEMA,
+    METRICS_SCHEMA,
+    PARTITION_KEYS,
+    is_compacted,
+    live_files,
+)
 
 
 def _polars_schema(arrow_schema: Any) -> dict[str, Any]:
@@ -44,21 +50,22 @@ def table_files(
         + ([f"run={run}"] if sweep and run else [])
     )
     sel = pafs.FileSelector(posixpath.join(*parts), allow_not_found=True, recursive=True)
-    files = []
+    by_partition: dict[str, dict[str, Any]] = {}  # compacted files: see schema.live_files
     for info in fs.get_file_info(sel):
         name = posixpath.basename(info.path)
         if info.type != pafs.FileType.File or not name.endswith(".parquet") or name.startswith("."):
             continue
         if run and f"/run={run}/" not in info.path:
             continue
-        if check:
+        meta = None
+        if check or is_compacted(info.path):
             try:
-                pq.read_metadata(info.path, filesystem=fs)
+                meta = pq.read_metadata(info.path, filesystem=fs).metadata
             except Exception as exc:  # a truncated or corrupt file must not hide the rest
                 warnings.warn(f"skipping unreadable results file {info.path}: {exc}", stacklevel=2)
                 continue
-        files.append(info.path)
-    return sorted(files)
+        by_partition.setdefault(posixpath.dirname(info.path), {})[info.path] = meta
+    return sorted(f for group in by_partition.values() for f in live_files(group))
 
 
 def _scan(
