@@ -31,10 +31,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sweeps.schema import (
+    COMPACTED_PREFIX,
     EXAMPLES_SCHEMA,
     META_CELLS,
     METRICS_SCHEMA,
-    COMPACTED_PREFIX,
     compacted_metadata,
     is_compacted,
 )

@@ -34,8 +34,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from adv_core.config import Cell
-from sweeps.rows import RunInfo, complete_examples, complete_rows
 from sweeps.lock import LeaseLock, lock_path
+from sweeps.rows import RunInfo, complete_examples, complete_rows
 from sweeps.schema import (
     EXAMPLES_SCHEMA,
     METRICS_SCHEMA,
