@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -57,3 +58,39 @@ def robustness_vs_eps(
     )
     fig.tight_layout()
     return fig
+
+
+def panel_grid(n: int, cols: int = 3, size: tuple[float, float] = (4.2, 3.2)) -> tuple[Any, Any]:
+    """A figure with ``n`` panels in rows of ``cols``; unused axes are switched off."""
+    cols = max(1, min(cols, n))
+    rows = max(1, math.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    return fig, axes
+
+
+def empty_figure(message: str) -> Any:
+    """A small figure that says why there is nothing to plot (a missing dataset or attack)."""
+    fig, ax = plt.subplots(figsize=(5, 1.2))
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=9)
+    ax.axis("off")
+    return fig
+
+
+def save_figure(fig: Any, name: str, out_dir: str | Path | None) -> Path | None:
+    """Write ``fig`` as ``out_dir/<name>.png`` (when ``out_dir`` is set); returns the path."""
+    if not out_dir:
+        return None
+    path = Path(out_dir) / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    return path
+
+
+def show(fig: Any, name: str, out_dir: str | Path | None = None) -> Path | None:
+    """Save (see ``save_figure``) and display ``fig`` inline, then close it."""
+    path = save_figure(fig, name, out_dir)
+    plt.show()
+    plt.close(fig)
+    return path

@@ -112,3 +112,34 @@ def load_examples(
 ) -> pl.LazyFrame:
     """The per-example table (margins, the smallest eps that broke each example)."""
     return _scan(results_dir, "examples", EXAMPLES_SCHEMA, sweep, run, storage_options)
+
+
+# Dataset parameters the closed forms need, read from the canonical ``dataset_config`` JSON.
+_PARAMS: dict[str, Any] = {
+    "theta": pl.String,
+    "sigma": pl.Float64,
+    "sigma_c": pl.Float64,
+    "r": pl.Float64,
+    "tau": pl.Float64,
+    "p": pl.Float64,
+    "eta": pl.Float64,
+    "resolution": pl.Int64,
+    "n_unlabeled": pl.Int64,
+}
+
+
+def with_dataset_params(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Add the dataset parameters (``theta``, ``sigma_c``, ``r``, ``tau``, ``p``, ``eta``,
+    ``resolution``; null where a dataset has no such field), ``n_unlabeled`` from the training
+    config, and ``noise_sigma`` (sigma_c d^(1/4) when sigma_c is set, else sigma) as columns."""
+    cols = []
+    for name, dtype in _PARAMS.items():
+        src = "training_config" if name == "n_unlabeled" else "dataset_config"
+        cols.append(pl.col(src).str.json_path_match(f"$.{name}").cast(dtype).alias(f"ds_{name}"))
+    noise = (
+        pl.when(pl.col("ds_sigma_c").is_not_null())
+        .then(pl.col("ds_sigma_c") * pl.col("d").cast(pl.Float64).pow(0.25))
+        .otherwise(pl.col("ds_sigma"))
+        .alias("noise_sigma")
+    )
+    return frame.with_columns(cols).with_columns(noise)
