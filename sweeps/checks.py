@@ -1,53 +1,146 @@
-"""Cross-field rules of a spec that field types cannot express (each names its field path)."""
+"""Cross-field rules of a spec that field types cannot express (each names its field path).
+
+``grid_size_errors`` runs first and needs no expansion, so a huge grid is refused at once with
+an estimate of what it would cost; ``semantic_errors`` runs on the expanded grid.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, Any
 
 from adv_core.cost import dataset_size
 
 if TYPE_CHECKING:
     from sweeps.spec import SweepSpec
 
+Errors = list[tuple[str, str]]
 
-def semantic_errors(spec: SweepSpec) -> list[tuple[str, str]]:
-    errors: list[tuple[str, str]] = []
+
+def grid_size_errors(spec: SweepSpec, max_cells: int | None = None) -> Errors:
+    """Refuse a grid above ``max_cells`` (the CLI's ``--max-cells``, else the spec's own)."""
+    limit = max_cells if max_cells is not None else spec.max_cells
+    n = spec.grid_size()
+    if n <= limit:
+        return []
+    targets = 1 + (spec.ensemble_size if spec.ensemble_size > 1 else 0)
+    rows = n * targets * sum(len(a.eps) for a in spec.attacks)
+    return [
+        (
+            "<grid>",
+            f"the grid has {n:,} cells (~{rows:,} metric rows, {n * spec.ensemble_size:,} "
+            f"models to train), more than max_cells = {limit:,}; to confirm, pass "
+            f"--max-cells {n} or set max_cells: {n} in the spec",
+        )
+    ]
+
+
+def semantic_errors(spec: SweepSpec) -> Errors:
+    """Rules across fields of the expanded (already type-checked) spec."""
     datasets = spec.expanded_datasets()
-    for i, grid in enumerate(spec.datasets):
-        from sweeps.spec import expand
+    return (
+        _duplicate_errors(spec)
+        + _size_errors(spec)
+        + _attack_eps_errors(spec, datasets)
+        + _training_eps_errors(spec, datasets)
+    )
 
-        for cfg in expand(grid):
-            size = dataset_size(cfg)
-            if size is not None:
-                need = max(spec.n_train) + spec.n_eval
-                if need > size:
-                    errors.append(
-                        (
-                            f"datasets[{i}]",
-                            f"{cfg.name} has {size} examples (after class selection), but max(n_train) + n_eval = {need}",
-                        )
-                    )
+
+def _duplicate_errors(spec: SweepSpec) -> Errors:
+    """A configuration listed twice would plan the same cell twice; an attack with the same
+    (name, norm) as another at an eps they share would give rows nobody can tell apart."""
+    from adv_core.config import canonical_json
+    from sweeps.spec import expand
+
+    errors: Errors = []
+    for field in ("datasets", "models", "training"):
+        seen: set[str] = set()
+        for i, grid in enumerate(getattr(spec, field)):
+            for cfg in expand(grid):
+                key = canonical_json(cfg)
+                if key in seen:
+                    errors.append((f"{field}[{i}]", f"repeats a configuration: {key}"))
                     break
-    for i, a in enumerate(spec.attacks):
-        for cfg in datasets:
-            if (
-                cfg.bounds is not None
-                and a.norm == "linf"
-                and max(a.eps) > cfg.bounds[1] - cfg.bounds[0]
-            ):
+                seen.add(key)
+    for j, b in enumerate(spec.attacks):
+        for i, a in enumerate(spec.attacks[:j]):
+            if (a.name, a.norm) == (b.name, b.norm) and set(a.eps) & set(b.eps):
                 errors.append(
                     (
-                        f"attacks[{i}].eps",
-                        f"eps {max(a.eps)} exceeds the input range {cfg.bounds} of {cfg.name}",
+                        f"attacks[{j}]",
+                        f"same attack and norm as attacks[{i}] ({a.name}, {a.norm}) at eps "
+                        f"{sorted(set(a.eps) & set(b.eps))}: their rows could not be told apart",
                     )
                 )
                 break
-    n = spec.grid_size()
-    if n > spec.max_cells:
-        errors.append(
-            (
-                "<grid>",
-                f"the grid has {n} cells, more than max_cells = {spec.max_cells}; raise max_cells in the spec to confirm",
-            )
+    return errors
+
+
+def _size_errors(spec: SweepSpec) -> Errors:
+    """n_train + n_eval (+ unlabeled points) must fit in a finite dataset."""
+    from sweeps.spec import expand
+
+    unlabeled = max(int(getattr(t, "n_unlabeled", 0)) for t in spec.expanded_training())
+    need = max(spec.n_train) + spec.n_eval + unlabeled
+    for i, grid in enumerate(spec.datasets):
+        for cfg in expand(grid):
+            size = dataset_size(cfg)
+            if size is not None and need > size:
+                extra = f" + n_unlabeled {unlabeled}" if unlabeled else ""
+                return [
+                    (
+                        "n_train",
+                        f"datasets[{i}] ({cfg.name}) has {size} examples (after class "
+                        f"selection), but max(n_train) {max(spec.n_train)} + n_eval "
+                        f"{spec.n_eval}{extra} = {need}",
+                    )
+                ]
+    return []
+
+
+def max_eps(norm: str, bounds: tuple[float, float], input_dim: int) -> float:
+    """The largest perturbation that can matter inside the box ``bounds``^input_dim: the
+    diameter of the box in that norm (linf: hi - lo; l2: (hi - lo) sqrt(d); l1: (hi - lo) d)."""
+    width = bounds[1] - bounds[0]
+    if norm == "l2":
+        return width * math.sqrt(input_dim)
+    if norm == "l1":
+        return width * input_dim
+    return width
+
+
+def _eps_error(eps: float, norm: str, cfg: Any) -> str | None:
+    if not math.isfinite(eps):
+        return f"eps must be finite, got {eps}"
+    if cfg.bounds is not None and eps > max_eps(norm, cfg.bounds, cfg.input_dim):
+        return (
+            f"eps {eps} ({norm}) exceeds the input range {cfg.bounds} of {cfg.name} "
+            f"(d = {cfg.input_dim}: at most {max_eps(norm, cfg.bounds, cfg.input_dim):.6g})"
         )
+    return None
+
+
+def _attack_eps_errors(spec: SweepSpec, datasets: list[Any]) -> Errors:
+    errors: Errors = []
+    for i, a in enumerate(spec.attacks):
+        for cfg in datasets:
+            msg = _eps_error(max(a.eps), a.norm, cfg)
+            if msg:
+                errors.append((f"attacks[{i}].eps", msg))
+                break
+    return errors
+
+
+def _training_eps_errors(spec: SweepSpec, datasets: list[Any]) -> Errors:
+    from sweeps.spec import expand
+
+    errors: Errors = []
+    for i, grid in enumerate(spec.training):
+        for t in expand(grid):
+            if not hasattr(t, "eps"):
+                continue
+            msg = next((m for cfg in datasets if (m := _eps_error(t.eps, t.norm, cfg))), None)
+            if msg:
+                errors.append((f"training[{i}].eps", msg))
+                break
     return errors

@@ -11,10 +11,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sweeps.runner import EXIT_INVALID, run_sweep
-from sweeps.spec import SpecError, SweepSpec, load_spec
+from sweeps.spec import RUN_ID_PATTERN, SpecError, SweepSpec, load_spec
 
 app = typer.Typer(
     add_completion=False,
@@ -31,31 +32,56 @@ ResultsOpt = Annotated[
         "--results", help="Results root: a folder or a pyarrow URI such as s3://bucket/prefix."
     ),
 ]
+MaxCellsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-cells",
+        min=1,
+        help="Confirm a grid of up to this many cells (overrides the spec's max_cells).",
+    ),
+]
 
 
 def fail_invalid(errors: list[tuple[str, str]]) -> None:
     for path, msg in errors:
-        err.print(f"[red]error[/red] {path}: {msg}", highlight=False, soft_wrap=True)
+        err.print(
+            f"[red]error[/red] {escape(path)}: {escape(msg)}", highlight=False, soft_wrap=True
+        )
     raise typer.Exit(EXIT_INVALID)
 
 
-def read_spec(path: Path) -> SweepSpec:
+def read_spec(path: Path, max_cells: int | None = None) -> SweepSpec:
     try:
-        return load_spec(path)
+        return load_spec(path, max_cells)
     except SpecError as exc:
         fail_invalid(exc.errors)
         raise  # unreachable
 
 
 def check_results_root(results: str) -> None:
-    if "://" not in results and Path(results).exists() and not Path(results).is_dir():
-        fail_invalid([("--results", f"{results} exists and is not a folder")])
+    """The results root (or, when it does not exist yet, its nearest existing parent) must be
+    a folder."""
+    if "://" in results:
+        return
+    p = Path(results).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not p.is_dir():
+        fail_invalid([("--results", f"{results}: {p} exists and is not a folder")])
+
+
+def check_run_id(run_id: str | None) -> None:
+    """A run id becomes a folder and a file name under the results root: no separators."""
+    import re
+
+    if run_id is not None and not re.fullmatch(RUN_ID_PATTERN, run_id):
+        fail_invalid([("--run-id", f"{run_id!r} must match {RUN_ID_PATTERN}")])
 
 
 @app.command()
-def validate(spec: SpecArg) -> None:
+def validate(spec: SpecArg, max_cells: MaxCellsOpt = None) -> None:
     """Validate a spec: exit 0, or exit 2 with one message per error naming the field path."""
-    s = read_spec(spec)
+    s = read_spec(spec, max_cells)
     out.print(f"ok: sweep {s.name!r}, {s.grid_size()} cells")
 
 
@@ -65,6 +91,7 @@ def plan(
     results: ResultsOpt = "results",
     run_id: Annotated[str | None, typer.Option("--run-id")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    max_cells: MaxCellsOpt = None,
 ) -> None:
     """Dry run: the cells, how many are done, the estimated cost. Writes nothing."""
     from sweeps.plan import plan as make_plan
@@ -72,8 +99,9 @@ def plan(
     from sweeps.runner import default_run_id
     from sweeps.store import ResultStore
 
-    s = read_spec(spec)
+    s = read_spec(spec, max_cells)
     check_results_root(results)
+    check_run_id(run_id)
     rid = run_id or default_run_id(s)
     cells = make_plan(s)
     done = {}
@@ -120,10 +148,12 @@ def run(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
+    max_cells: MaxCellsOpt = None,
 ) -> None:
     """Run or resume a sweep."""
-    s = read_spec(spec)
+    s = read_spec(spec, max_cells)
     check_results_root(results)
+    check_run_id(run_id)
     from cluster.scheduler import CellState
     from sweeps.progress import SweepProgress
 

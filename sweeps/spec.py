@@ -8,6 +8,7 @@ plan. ``load_spec`` raises SpecError with one (field path, message) per problem.
 from __future__ import annotations
 
 import itertools
+import json
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ from pydantic import (
 from adv_core.config import AttackConfig, DatasetConfig, Frozen, ModelConfig, TrainingConfig
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"  # a folder name: no separators, no '..'
 _SCALARS = (int, float, str, bool)
 
 
@@ -194,7 +196,7 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
 def validation_errors(exc: ValidationError) -> list[tuple[str, str]]:
     errors = []
     for e in exc.errors(include_url=False):
-        msg = e["msg"]
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "union_tag_invalid":
             msg = f"unknown value {e['input'].get(_TAGS.get(str(e['loc'][0]), 'name')) if isinstance(e['input'], dict) else e['input']!r}; expected one of {e['ctx']['expected_tags']}"
         elif e["type"] == "extra_forbidden":
@@ -203,18 +205,23 @@ def validation_errors(exc: ValidationError) -> list[tuple[str, str]]:
     return errors
 
 
-def parse_spec(data: Any) -> SweepSpec:
-    """Validate a parsed YAML document, expand the grid once, and check cross-field rules."""
+def parse_spec(data: Any, max_cells: int | None = None) -> SweepSpec:
+    """Validate a parsed YAML document, expand the grid once, and check cross-field rules.
+
+    Validation is strict (through JSON): ``true`` is not a seed and ``'8'`` is not a dimension.
+    ``max_cells`` (the CLI's ``--max-cells``) confirms a grid larger than the spec's own limit;
+    the size is checked before anything is expanded, so a huge grid is refused at once.
+    """
     if not isinstance(data, dict):
         raise SpecError([("<spec>", "the spec must be a YAML mapping")])
     try:
-        spec = SweepSpec.model_validate(data)
+        spec = SweepSpec.model_validate_json(json.dumps(data, default=str), strict=True)
     except ValidationError as exc:
         raise SpecError(validation_errors(exc)) from None
-    errors = _expansion_errors(spec)
-    if not errors:
-        from sweeps.checks import semantic_errors
+    from sweeps.checks import grid_size_errors, semantic_errors
 
+    errors = grid_size_errors(spec, max_cells) or _expansion_errors(spec)
+    if not errors:
         errors = semantic_errors(spec)
     if errors:
         raise SpecError(errors)
@@ -239,26 +246,45 @@ def _expansion_errors(spec: SweepSpec) -> list[tuple[str, str]]:
     return errors
 
 
-def load_spec(path: str | Path) -> SweepSpec:
+def load_spec(path: str | Path, max_cells: int | None = None) -> SweepSpec:
     """Read and validate a spec file. Raises SpecError (never a bare YAML or pydantic error)."""
     p = Path(path)
     try:
-        text = p.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([("<file>", f"cannot read {p}: {exc}")]) from None
-    return loads_spec(text)
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            [("<file>", f"{p} is not UTF-8 text ({exc.reason} at byte {exc.start})")]
+        ) from None
+    except OSError as exc:
+        raise SpecError([("<file>", f"cannot read {p}: {exc.strerror or exc}")]) from None
+    return loads_spec(text, max_cells)
 
 
-def loads_spec(text: str) -> SweepSpec:
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader (no Python tags, nothing executed) that refuses duplicate keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def loads_spec(text: str, max_cells: int | None = None) -> SweepSpec:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise SpecError(
             [("<yaml>", f"YAML syntax error{where}: {getattr(exc, 'problem', exc)}")]
         ) from None
-    return parse_spec(data)
+    return parse_spec(data, max_cells)
 
 
 def dump_spec(spec: SweepSpec) -> str:
