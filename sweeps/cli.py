@@ -243,6 +243,12 @@ def report(
     out.print(f"report: {path}")
 
 
+# `sweeps nightly`, `sweeps schedule`, `sweeps compact` live in sweeps/cli_nightly.py.
+from sweeps.cli_nightly import register as _register_nightly  # noqa: E402
+
+_register_nightly(app)
+
+
 def main() -> Any:  # pragma: no cover - console entry
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     return app()

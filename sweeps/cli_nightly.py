@@ -1,0 +1,155 @@
+"""The ``sweeps nightly``, ``sweeps schedule`` and ``sweeps compact`` commands (registered on
+the typer app of sweeps/cli.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+ThresholdOpt = Annotated[
+    float,
+    typer.Option("--threshold", help="Smallest robust-accuracy drop (0-1) that can regress."),
+]
+AlphaOpt = Annotated[
+    float, typer.Option("--alpha", help="Family-wise error rate of the comparison intervals.")
+]
+RetrainOpt = Annotated[
+    bool, typer.Option("--retrain", help="Train every ensemble again instead of reusing it.")
+]
+HtmlOpt = Annotated[
+    bool, typer.Option("--html/--no-html", help="Also execute analysis/notebooks/nightly.ipynb.")
+]
+WorkersOpt = Annotated[
+    int | None, typer.Option("--workers", help="Worker actors; 0 runs inline without Ray.")
+]
+AddressOpt = Annotated[str | None, typer.Option("--address", help="Existing Ray cluster.")]
+
+
+def _parse_date(value: str | None) -> dt.date:
+    if value is None:
+        return dt.datetime.now(dt.UTC).date()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        from sweeps.cli import fail_invalid
+
+        fail_invalid([("--date", f"{value!r} is not a date YYYY-MM-DD")])
+        raise
+
+
+def _check_unit(name: str, value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        from sweeps.cli import fail_invalid
+
+        fail_invalid([(name, f"must be in [0, 1), got {value}")])
+
+
+def nightly(
+    spec: Annotated[Path, typer.Argument(help="Sweep spec (YAML).", show_default=False)],
+    results: Annotated[str, typer.Option("--results", help="Results root.")] = "results",
+    date: Annotated[
+        str | None, typer.Option("--date", help="YYYY-MM-DD (default today, UTC).")
+    ] = None,
+    threshold: ThresholdOpt = 0.05,
+    alpha: AlphaOpt = 0.05,
+    retrain: RetrainOpt = False,
+    html: HtmlOpt = True,
+    workers: WorkersOpt = None,
+    address: AddressOpt = None,
+) -> None:
+    """Run SPEC as nightly-YYYYMMDD, compare with the previous nightly, write
+    reports/<run_id>.{md,json[,html]}; exit 3 on regression."""
+    from sweeps.cli import check_results_root, out, read_spec
+    from sweeps.nightly import run_nightly
+
+    s = read_spec(spec)
+    check_results_root(results)
+    day = _parse_date(date)
+    _check_unit("--threshold", threshold)
+    _check_unit("--alpha", alpha)
+    res = run_nightly(
+        s, results, day, threshold=threshold, alpha=alpha, retrain=retrain, html=html,
+        workers=workers, address=address,
+    )  # fmt: skip
+    rep = res.report
+    out.print(
+        f"{res.run_id}: compared with {rep['previous_run_id']}; {rep['groups_compared']} groups, "
+        f"{len(rep['regressions'])} regressed; models reused {len(rep['models']['reused'])}, "
+        f"trained {len(rep['models']['trained'])}"
+    )
+    for g in rep["regressions"]:
+        out.print(f"[red]regression[/red] {g['label']}: {g['diff']:+.3f}", highlight=False)
+    for p in res.paths:
+        out.print(f"report: {p}")
+    raise typer.Exit(res.exit_code)
+
+
+def schedule(
+    spec: Annotated[Path, typer.Argument(help="Sweep spec (YAML).", show_default=False)],
+    cron: Annotated[str, typer.Option("--cron", help="Cron expression, UTC.")] = "0 2 * * *",
+    results: Annotated[str, typer.Option("--results", help="Results root.")] = "results",
+    threshold: ThresholdOpt = 0.05,
+    alpha: AlphaOpt = 0.05,
+    retrain: RetrainOpt = False,
+    html: HtmlOpt = True,
+    workers: WorkersOpt = None,
+    address: AddressOpt = None,
+    max_runs: Annotated[
+        int | None, typer.Option("--max-runs", help="Stop after this many firings.")
+    ] = None,
+) -> None:
+    """Run the nightly in the foreground on a cron schedule (see sweeps/schedule.py for the
+    overlap and missed-run policy)."""
+    from sweeps.cli import check_results_root, fail_invalid, out, read_spec
+    from sweeps.lock import LeaseLock, lock_path
+    from sweeps.nightly import run_nightly
+    from sweeps.schedule import overall_exit, run_schedule, validate_cron
+    from sweeps.store import ResultStore
+
+    s = read_spec(spec)
+    check_results_root(results)
+    if problem := validate_cron(cron):
+        fail_invalid([("--cron", problem)])
+    store = ResultStore(results)
+    lock = LeaseLock(store.fs, lock_path(store.base, "schedule", f"sweep={s.name}"))
+
+    def job(fire: dt.datetime) -> int:
+        return run_nightly(
+            s, results, fire.date(), threshold=threshold, alpha=alpha, retrain=retrain,
+            html=html, workers=workers, address=address,
+        ).exit_code  # fmt: skip
+
+    firings = run_schedule(job, cron, lock=lock, max_runs=max_runs, log=out.print)
+    raise typer.Exit(overall_exit(firings))
+
+
+def compact(
+    results: Annotated[str, typer.Option("--results", help="Results root.")] = "results",
+    sweep: Annotated[str | None, typer.Option("--sweep")] = None,
+    run_id: Annotated[str | None, typer.Option("--run-id")] = None,
+) -> None:
+    """Merge each run's per-cell files into one file per table, without losing or duplicating
+    rows (runs held by a live `sweeps run` are skipped)."""
+    from sweeps.cli import check_results_root, out
+    from sweeps.compact import compact as do_compact
+
+    check_results_root(results)
+    table = Table("sweep", "run", "table", "files before", "files after", "rows merged", "note")
+    for r in do_compact(results, sweep, run_id):
+        if r.skipped:
+            table.add_row(r.sweep, r.run_id, "-", "-", "-", "-", f"skipped: {r.skipped}")
+        for t in r.tables:
+            table.add_row(
+                r.sweep, r.run_id, t.table, str(t.files_before), str(t.files_after), str(t.rows), ""
+            )
+    out.print(table)
+
+
+def register(app: Any) -> None:
+    app.command()(nightly)
+    app.command()(schedule)
+    app.command()(compact)
