@@ -43,6 +43,9 @@ def short_temp_dir() -> str:
     return path
 
 
+_CONNECTED: dict[str, Any] = {}
+
+
 def connect(
     address: str | None = None,
     *,
@@ -51,27 +54,45 @@ def connect(
     token: str | None = None,
     object_store_mb: int = 256,
     runtime_env: dict[str, Any] | None = None,
+    dashboard: bool = False,
 ) -> dict[str, Any]:
-    """Start or join Ray (idempotent). Returns a description of what it connected to."""
+    """Start or join Ray (idempotent). Returns what it connected to: ``address``, ``local`` and
+    ``dashboard`` (the dashboard URL, or None when the cluster runs none)."""
     address = address or os.environ.get("RAY_ADDRESS") or None
     if ray.is_initialized():
-        return {"address": "existing", "local": address is None}
+        if _CONNECTED.get("gcs") == ray.get_runtime_context().gcs_address:
+            return dict(_CONNECTED)
+        return {"address": "existing", "local": address is None, "dashboard": None}
     if address:
         tok = resolve_token(token)
         if tok:
             os.environ["RAY_AUTH_TOKEN"] = tok
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
-        return {"address": address, "local": False}
+        ctx = ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+        return _remember({"address": address, "local": False, "dashboard": _url(ctx)})
     for k, v in LOCAL_ENV_DEFAULTS.items():
         os.environ.setdefault(k, v)
-    ray.init(
-        num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
-        object_store_memory=object_store_mb * 1024 * 1024, _temp_dir=short_temp_dir(),
-        log_to_driver=True, runtime_env=runtime_env,
+    ctx = ray.init(
+        num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard,
+        dashboard_host="127.0.0.1", object_store_memory=object_store_mb * 1024 * 1024,
+        _temp_dir=short_temp_dir(), log_to_driver=True, runtime_env=runtime_env,
     )  # fmt: skip
-    return {"address": "local", "local": True}
+    return _remember({"address": "local", "local": True, "dashboard": _url(ctx)})
+
+
+def _url(ctx: Any) -> str | None:
+    url = getattr(ctx, "dashboard_url", None)
+    if not url:
+        return None
+    return str(url) if "://" in str(url) else f"http://{url}"
+
+
+def _remember(info: dict[str, Any]) -> dict[str, Any]:
+    _CONNECTED.clear()
+    _CONNECTED.update(info, gcs=ray.get_runtime_context().gcs_address)
+    return dict(_CONNECTED)
 
 
 def disconnect() -> None:
+    _CONNECTED.clear()
     if ray.is_initialized():
         ray.shutdown()

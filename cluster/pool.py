@@ -1,9 +1,22 @@
-"""The Ray backend: one long-lived CellRunner actor per GPU (or per CPU slot), restarted by Ray
-when its process dies; the driver re-queues the lost cell and routes work to live actors only.
+"""The Ray backend: one long-lived CellRunner actor per GPU share (or per CPU slot), restarted
+by Ray when its process or node dies; the driver re-queues the lost cell and routes work to
+live actors only.
+
+Placement: each actor asks Ray for ``num_gpus = gpus_per_worker`` (fractional values pack
+several actors onto one GPU) and ``num_cpus = cpus_per_worker``; on a cluster without GPUs the
+GPU request is dropped and there is one actor per CPU slot.
+
+Actor life cycle, as the driver sees it (every actor index is in exactly one place):
+``idle`` -> ``busy`` (running a cell) -> ``idle``, or, when the actor is lost or cancelled,
+-> ``reviving`` (a ping is in flight; Ray restarts the process, possibly on another node) ->
+``idle``. A ping that fails is retried after ``PING_BACKOFF_S``; an actor that does not
+answer within ``revive_timeout_s`` is killed for good and replaced by a new one.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from typing import Any
 
@@ -12,14 +25,24 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError, WorkerCrash
 
 from adv_core.config import Cell
 from cluster.sink import ResultSink
-from cluster.worker import CellRunner, Outcome
+from cluster.worker import FAULT_ENV, CellRunner, Outcome
+
+PING_BACKOFF_S = 0.5
+POLL_S = 1.0  # longest the driver blocks while actors are being revived
 
 
 class RayCellRunner(CellRunner):
-    """CellRunner that learns its GPUs from Ray (Ray sets CUDA_VISIBLE_DEVICES for it)."""
+    """CellRunner that learns its GPUs and node from Ray (Ray sets CUDA_VISIBLE_DEVICES)."""
 
-    def __init__(self, sink: ResultSink, cpus: float = 1.0) -> None:
-        super().__init__(sink, cpus=cpus, gpu_ids=list(ray.get_gpu_ids()))
+    def __init__(self, sink: ResultSink, cpus: float = 1.0, fault: str | None = None) -> None:
+        node_id = ray.get_runtime_context().get_node_id()
+        super().__init__(
+            sink,
+            cpus=cpus,
+            gpu_ids=list(ray.get_gpu_ids()),
+            fault=fault,
+            node=f"{socket.gethostname()}/{node_id[:8]}",
+        )
 
 
 def cluster_gpus() -> float:
@@ -30,7 +53,9 @@ def default_workers(cpus_per_worker: float, gpus_per_worker: float) -> int:
     """One worker per GPU share when the cluster has GPUs, else one per CPU slot."""
     res = ray.cluster_resources()
     if gpus_per_worker > 0 and res.get("GPU", 0) > 0:
-        return max(1, int(res["GPU"] / gpus_per_worker + 1e-9))
+        by_gpu = int(res["GPU"] / gpus_per_worker + 1e-9)
+        by_cpu = int(res.get("CPU", 1) / cpus_per_worker + 1e-9)
+        return max(1, min(by_gpu, by_cpu))
     return max(1, int(res.get("CPU", 1) / cpus_per_worker + 1e-9))
 
 
@@ -44,21 +69,29 @@ class RayBackend:
         cpus_per_worker: float = 1.0,
         gpus_per_worker: float = 0.0,
         revive_timeout_s: float = 300.0,
+        fault: str | None = None,
     ) -> None:
-        gpus = gpus_per_worker if cluster_gpus() > 0 else 0.0
-        self._cls = ray.remote(RayCellRunner).options(
+        self.gpus_per_worker = gpus_per_worker if cluster_gpus() > 0 else 0.0
+        self._cls = ray.remote(RayCellRunner).options(  # type: ignore[attr-defined]
             num_cpus=cpus_per_worker,
-            num_gpus=gpus,
+            num_gpus=self.gpus_per_worker,
             max_restarts=-1,
-            max_task_retries=0,
-            max_concurrency=2,
-        )  # type: ignore[attr-defined]
-        self._sink, self._cpus = sink, cpus_per_worker
-        self.actors: list[Any] = [self._cls.remote(sink, cpus_per_worker) for _ in range(n_workers)]
+            max_task_retries=0,  # the driver decides about retries, never Ray
+            max_concurrency=2,  # a ping is answered while a cell runs
+        )
+        # The driver's fault-injection spec travels to every actor (tests set it on the driver).
+        self._args = (
+            sink,
+            cpus_per_worker,
+            os.environ.get(FAULT_ENV, "") if fault is None else fault,
+        )
+        self.actors: list[Any] = [self._cls.remote(*self._args) for _ in range(n_workers)]
         self.idle: list[int] = list(range(n_workers))
         self.busy: dict[Any, int] = {}  # task ref -> actor index
         self.reviving: dict[Any, tuple[int, float]] = {}  # ping ref -> (actor index, since)
+        self.backoff: dict[int, tuple[float, float]] = {}  # actor index -> (ping again at, since)
         self.revive_timeout_s = revive_timeout_s
+        self.lost = 0  # actors lost (process or node died) or killed after a timeout
 
     def capacity(self) -> int:
         return len(self.idle) + len(self.busy)
@@ -70,8 +103,13 @@ class RayBackend:
         return ref
 
     def wait(self, handles: list[Any], timeout: float | None) -> list[tuple[Any, Outcome]]:
+        """Block until a cell finishes (or ``timeout``); meanwhile bring lost actors back."""
+        self._ping_due()
         refs = list(handles) + list(self.reviving)
+        if self.reviving or self.backoff:
+            timeout = POLL_S if timeout is None else min(timeout, POLL_S)
         if not refs:
+            time.sleep(timeout or 0.0)
             return []
         ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
         if ready:
@@ -80,9 +118,9 @@ class RayBackend:
         for ref in ready:
             if ref in self.reviving:
                 self._revived(ref)
-                continue
-            out.append((ref, self._outcome(ref)))
-        self._give_up_on_stuck_revivals()
+            else:
+                out.append((ref, self._outcome(ref)))
+        self._replace_stuck()
         return out
 
     def _outcome(self, ref: Any) -> Outcome:
@@ -90,7 +128,8 @@ class RayBackend:
         try:
             outcome: Outcome = ray.get(ref)
         except (RayActorError, WorkerCrashedError) as exc:
-            self._revive(i)
+            self.lost += 1
+            self._revive(i, time.monotonic())
             return Outcome(
                 "", False, "error", error=f"worker lost: {type(exc).__name__}: {str(exc)[:300]}"
             )
@@ -100,38 +139,52 @@ class RayBackend:
         self.idle.append(i)
         return outcome
 
-    def _revive(self, i: int) -> None:
-        """Ray restarts a dead actor; route nothing to it until it answers a ping."""
-        self.reviving[self.actors[i].info.remote()] = (i, time.monotonic())
+    def _revive(self, i: int, since: float) -> None:
+        """Route nothing to actor ``i`` until it answers a ping (Ray restarts it)."""
+        self.reviving[self.actors[i].info.remote()] = (i, since)
 
     def _revived(self, ref: Any) -> None:
-        i, _ = self.reviving.pop(ref)
+        i, since = self.reviving.pop(ref)
         try:
             ray.get(ref)
-        except RayError:
-            self.actors[i] = self._cls.remote(self._sink, self._cpus)  # permanently dead: replace
-            self._revive(i)
+        except RayError:  # not restarted yet: ask again shortly, never replace a live actor
+            self.backoff[i] = (time.monotonic() + PING_BACKOFF_S, since)
             return
         self.idle.append(i)
 
-    def _give_up_on_stuck_revivals(self) -> None:
+    def _ping_due(self) -> None:
         now = time.monotonic()
-        for ref, (i, since) in list(self.reviving.items()):
-            if now - since > self.revive_timeout_s:
-                self.reviving.pop(ref)
-                ray.kill(self.actors[i], no_restart=True)
-                self.actors[i] = self._cls.remote(self._sink, self._cpus)
-                self._revive(i)
+        for i, (due, since) in list(self.backoff.items()):
+            if due <= now:
+                del self.backoff[i]
+                self._revive(i, since)
+
+    def _replace_stuck(self) -> None:
+        """An actor that stays unreachable past ``revive_timeout_s`` is killed and replaced."""
+        now = time.monotonic()
+        stuck = [
+            (ref, i, s) for ref, (i, s) in self.reviving.items() if now - s > self.revive_timeout_s
+        ]
+        stuck += [
+            (None, i, s) for i, (_, s) in self.backoff.items() if now - s > self.revive_timeout_s
+        ]
+        for ref, i, _ in stuck:
+            self.reviving.pop(ref, None)
+            self.backoff.pop(i, None)
+            ray.kill(self.actors[i], no_restart=True)
+            self.actors[i] = self._cls.remote(*self._args)
+            self._revive(i, now)
 
     def cancel(self, handle: Any) -> None:
         """A cell past its timeout: kill the actor's process (Ray restarts it) and move on."""
         i = self.busy.pop(handle)
+        self.lost += 1
         ray.kill(self.actors[i], no_restart=False)
-        self._revive(i)
+        self._revive(i, time.monotonic())
 
-    def worker_info(self) -> list[dict[str, Any]]:
+    def worker_info(self, timeout_s: float = 60.0) -> list[dict[str, Any]]:
         try:
-            return list(ray.get([a.info.remote() for a in self.actors], timeout=60))
+            return list(ray.get([a.info.remote() for a in self.actors], timeout=timeout_s))
         except GetTimeoutError:
             return []
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -43,10 +43,17 @@ class Backend(Protocol):
 
 @dataclass
 class Summary:
+    """What happened to every cell. ``workers`` lists, per cell, the worker of each attempt
+    that answered (a lost attempt shows as ``"lost"``); ``finished_at`` is seconds since the
+    start; ``max_in_flight`` is the most cells that were ever running at once."""
+
     total: int
     states: dict[str, CellState] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    workers: dict[str, list[str]] = field(default_factory=dict)
+    finished_at: dict[str, float] = field(default_factory=dict)
+    max_in_flight: int = 0
     wall_s: float = 0.0
     cell_s: float = 0.0
 
@@ -75,13 +82,21 @@ def run_cells(
     max_retries: int = 2,
     timeout_s: float | None = None,
     progress: Progress | None = None,
+    previously_failed: Collection[str] = (),
 ) -> Summary:
-    """Run every cell to completion: done, diverged, or failed after 1 + max_retries attempts."""
+    """Run every cell to completion: done, diverged, or failed after 1 + max_retries attempts.
+
+    At most ``backend.capacity()`` cells are in flight; the next cell (largest cost first, a
+    retry before any new cell) goes to whichever worker frees up. ``previously_failed`` names
+    cells whose existing result file holds failure rows from an earlier run, so that file is
+    not mistaken for this run's result when a worker is lost.
+    """
     t0 = time.perf_counter()
     queue = order_cells(cells)
     summary = Summary(total=len(queue), states={c.cell_hash: CellState.PENDING for c in queue})
     by_hash = {c.cell_hash: c for c in queue}
     running: dict[Any, tuple[str, float]] = {}
+    settle = _Settler(sink, summary, queue, max_retries, set(previously_failed), t0)
     while queue or running:
         while queue and len(running) < backend.capacity():
             cell = queue.pop(0)
@@ -91,51 +106,58 @@ def run_cells(
                 time.monotonic(),
             )
             summary.states[cell.cell_hash] = CellState.RUNNING
+        summary.max_in_flight = max(summary.max_in_flight, len(running))
         for handle, outcome in backend.wait(
             list(running), timeout=_next_deadline(running, timeout_s)
         ):
             h, _ = running.pop(handle)
             summary.cell_s += outcome.wall_s
-            _settle(by_hash[h], outcome, sink, summary, queue, max_retries)
+            settle(by_hash[h], outcome)
         for handle in _expired(running, timeout_s):
             h, _ = running.pop(handle)
             backend.cancel(handle)
-            _settle(
-                by_hash[h],
-                Outcome(h, False, "error", error=f"timed out after {timeout_s} s"),
-                sink,
-                summary,
-                queue,
-                max_retries,
-            )
+            settle(by_hash[h], Outcome("", False, "error", error=f"timed out after {timeout_s} s"))
         if progress:
             progress(summary)
     summary.wall_s = time.perf_counter() - t0
     return summary
 
 
-def _settle(
-    cell: Cell,
-    outcome: Outcome,
-    sink: ResultSink,
-    summary: Summary,
-    queue: list[Cell],
-    max_retries: int,
-) -> None:
-    h = cell.cell_hash
-    if outcome.ok:
-        summary.states[h] = CellState.DIVERGED if outcome.status == "diverged" else CellState.DONE
-        return
-    if sink.is_done(h):  # the worker wrote its result, then was lost before answering
-        summary.states[h] = CellState.DONE
-        return
-    summary.errors[h] = outcome.error or "unknown error"
-    if summary.attempts[h] <= max_retries:
-        summary.states[h] = CellState.PENDING
-        queue.insert(0, cell)  # retry next, on whichever worker frees up
-        return
-    sink.write_failure(cell, STATUS_FAILED, summary.errors[h], attempt=summary.attempts[h])
-    summary.states[h] = CellState.FAILED
+@dataclass
+class _Settler:
+    """Decides what an attempt's outcome means: done, retry, or a permanent failure."""
+
+    sink: ResultSink
+    summary: Summary
+    queue: list[Cell]
+    max_retries: int
+    previously_failed: set[str]
+    t0: float
+
+    def __call__(self, cell: Cell, outcome: Outcome) -> None:
+        h, summary = cell.cell_hash, self.summary
+        summary.workers.setdefault(h, []).append(outcome.worker or "lost")
+        if outcome.ok:
+            diverged = outcome.status == "diverged"
+            self._finish(h, CellState.DIVERGED if diverged else CellState.DONE)
+            return
+        # A worker that answered knows it wrote nothing. A lost (or timed-out) worker may have
+        # written its result just before it died: then the file is this attempt's result.
+        lost = not outcome.cell_hash
+        if lost and h not in self.previously_failed and self.sink.is_done(h):
+            self._finish(h, CellState.DONE)
+            return
+        summary.errors[h] = outcome.error or "unknown error"
+        if summary.attempts[h] <= self.max_retries:
+            summary.states[h] = CellState.PENDING
+            self.queue.insert(0, cell)  # retry next, on whichever worker frees up
+            return
+        self.sink.write_failure(cell, STATUS_FAILED, summary.errors[h], attempt=summary.attempts[h])
+        self._finish(h, CellState.FAILED)
+
+    def _finish(self, h: str, state: CellState) -> None:
+        self.summary.states[h] = state
+        self.summary.finished_at[h] = time.perf_counter() - self.t0
 
 
 def _next_deadline(running: dict[Any, tuple[str, float]], timeout_s: float | None) -> float | None:

@@ -21,6 +21,8 @@ from adv_core.models import ensemble_from_bytes, ensemble_to_bytes
 from adv_core.run import STATUS_OK, error_text, load_data, run_cell
 from cluster.sink import ResultSink
 
+FAULT_ENV = "SWEEPS_FAULT_INJECT"
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -36,14 +38,27 @@ class Outcome:
 
 
 def pick_device(gpu_ids: list[Any]) -> torch.device:
-    """The first visible CUDA device when this worker was given a GPU and torch sees one."""
-    if gpu_ids and torch.cuda.is_available():
-        return torch.device("cuda", 0)  # CUDA_VISIBLE_DEVICES is set to the assigned GPU(s)
+    """The first visible CUDA device when this worker was given a GPU and torch sees one.
+
+    Ray sets CUDA_VISIBLE_DEVICES to the worker's assigned GPU(s), so the assigned GPU is
+    always ``cuda:0`` inside the worker. Declared GPUs that torch cannot see (a CPU machine
+    started with ``num_gpus``) fall back to the CPU."""
+    if gpu_ids and torch.cuda.is_available() and torch.cuda.device_count() > 0:
+        return torch.device("cuda", 0)
     return torch.device("cpu")
 
 
+def torch_threads(cpus: float) -> int:
+    """Intra-op threads for a worker owning ``cpus`` CPUs (a fractional share gets one)."""
+    return max(1, int(cpus + 1e-9))
+
+
 class CellRunner:
-    """A long-lived worker. ``fail_hook`` lets fault tests inject errors by cell hash."""
+    """A long-lived worker: one device, torch threads = its CPU share, a dataset cache.
+
+    ``fault`` is a fault-injection spec (see ``_maybe_inject_fault``); by default it is read
+    from ``SWEEPS_FAULT_INJECT`` in this process. Ray actors get the driver's value passed in.
+    """
 
     def __init__(
         self,
@@ -51,21 +66,31 @@ class CellRunner:
         cpus: float = 1.0,
         gpu_ids: list[Any] | None = None,
         cache_size: int = 8,
+        fault: str | None = None,
+        node: str | None = None,
     ) -> None:
         self.sink = sink
-        torch.set_num_threads(max(1, int(cpus)))
-        self.device = pick_device(list(gpu_ids or []))
+        torch.set_num_threads(torch_threads(cpus))
+        self.gpu_ids = [str(g) for g in gpu_ids or []]
+        self.device = pick_device(self.gpu_ids)
         self._cache: OrderedDict[str, DataBundle] = OrderedDict()
         self._cache_size = cache_size
-        self.name = f"{os.uname().nodename}:{os.getpid()}"
+        self.fault = os.environ.get(FAULT_ENV, "") if fault is None else fault
+        self.node = node or os.uname().nodename
+        self.name = f"{self.node}:{os.getpid()}"
+        self.cache_hits = 0
 
     def info(self) -> dict[str, Any]:
         return {
             "device": str(self.device),
+            "gpu_ids": self.gpu_ids,
             "pid": os.getpid(),
             "threads": torch.get_num_threads(),
             "cuda_visible": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "node": self.node,
             "name": self.name,
+            "cached_datasets": len(self._cache),
+            "cache_hits": self.cache_hits,
         }
 
     def _bundle(self, cell: Cell) -> DataBundle:
@@ -79,6 +104,7 @@ class CellRunner:
             ]
         )
         if key in self._cache:
+            self.cache_hits += 1
             self._cache.move_to_end(key)
             return self._cache[key]
         bundle = load_data(cell)
@@ -90,7 +116,7 @@ class CellRunner:
     def run(self, cell: Cell, attempt: int = 1) -> Outcome:
         t0 = time.perf_counter()
         try:
-            _maybe_inject_fault(cell)
+            _maybe_inject_fault(self.fault, cell)
             saved = self.sink.load_model(cell.train_hash)
             ensemble = ensemble_from_bytes(saved[0], saved[1], self.device) if saved else None
             result = run_cell(cell, self.device, ensemble=ensemble, bundle=self._bundle(cell))
@@ -120,24 +146,25 @@ class CellRunner:
             )
 
 
-FAULT_ENV = "SWEEPS_FAULT_INJECT"
+def _maybe_inject_fault(spec: str, cell: Cell) -> None:
+    """Fault-injection hook for tests (``SWEEPS_FAULT_INJECT``), several joined by ``;``.
+    An empty hash prefix matches every cell.
 
-
-def _maybe_inject_fault(cell: Cell) -> None:
-    """Test hook: ``SWEEPS_FAULT_INJECT=raise:<hash-prefix>`` fails that cell every attempt;
-    ``exit:<hash-prefix>:<marker-file>`` kills the worker process once (the marker remembers)."""
-    spec = os.environ.get(FAULT_ENV, "")
-    if not spec:
-        return
-    kind, _, rest = spec.partition(":")
-    prefix, _, marker = rest.partition(":")
-    if not cell.cell_hash.startswith(prefix):
-        return
-    if kind == "raise":
-        raise RuntimeError(f"injected failure for cell {cell.cell_hash}")
-    if kind == "exit" and marker and not os.path.exists(marker):
-        with open(marker, "w") as f:
-            f.write(str(os.getpid()))
-        os._exit(17)
-    if kind == "sleep":
-        time.sleep(float(marker or 3600))
+    - ``raise:<hash-prefix>`` fails that cell on every attempt (an exception inside the cell);
+    - ``exit:<hash-prefix>:<marker-file>`` kills the worker process once, mid-cell (the marker
+      file remembers that it happened, so the retry succeeds);
+    - ``sleep:<hash-prefix>:<seconds>`` makes the cell take that much longer.
+    """
+    for part in filter(None, spec.split(";")):
+        kind, _, rest = part.partition(":")
+        prefix, _, arg = rest.partition(":")
+        if not cell.cell_hash.startswith(prefix):
+            continue
+        if kind == "raise":
+            raise RuntimeError(f"injected failure for cell {cell.cell_hash}")
+        if kind == "exit" and arg and not os.path.exists(arg):
+            with open(arg, "w") as f:
+                f.write(str(os.getpid()))
+            os._exit(17)
+        if kind == "sleep":
+            time.sleep(float(arg or 3600))

@@ -32,17 +32,44 @@ TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 
 
+class SessionCluster(dict[str, str]):
+    """The session's local Ray cluster: 2 CPUs and 2 declared GPUs (Ray accepts declared GPUs on
+    a CPU machine; torch sees none, so workers fall back to the CPU). Tests that need their own
+    cluster (several nodes via ray.cluster_utils.Cluster) shut it down; ``ensure`` starts it
+    again for the next test that asks for ``ray_cluster``."""
+
+    def ensure(self) -> None:
+        import ray
+
+        from cluster.connect import connect
+
+        if ray.is_initialized() and ray.get_runtime_context().gcs_address == self.get("address"):
+            return
+        if ray.is_initialized():
+            ray.shutdown()
+        connect(None, num_cpus=2, num_gpus=2, object_store_mb=128)
+        self["address"] = ray.get_runtime_context().gcs_address
+
+
+_SESSION = SessionCluster()
+
+
 @pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[dict[str, str]]:
-    """One real local Ray cluster (2 CPUs) for the whole session."""
+def ray_cluster() -> Iterator[SessionCluster]:
+    """One real local Ray cluster for the session (``["address"]`` is its GCS address)."""
     import ray
 
-    from cluster.connect import connect
+    _SESSION.ensure()
+    yield _SESSION
+    if ray.is_initialized():
+        ray.shutdown()
 
-    connect(None, num_cpus=2, object_store_mb=128)
-    ctx = ray.get_runtime_context()
-    yield {"address": ctx.gcs_address}
-    ray.shutdown()
+
+@pytest.fixture(autouse=True)
+def _ray_cluster_up(request: pytest.FixtureRequest) -> None:
+    """Restart the session cluster before a test that uses it, if an earlier test stopped it."""
+    if "ray_cluster" in request.fixturenames:
+        _SESSION.ensure()
 
 
 TINY_SPEC = """

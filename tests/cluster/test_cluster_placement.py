@@ -1,0 +1,94 @@
+"""Placement and dynamic scheduling on the session's real local Ray cluster (2 CPUs and 2
+declared GPUs: Ray hands out GPU ids, torch sees no CUDA, so workers fall back to the CPU)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from adv_core.config import Cell
+from cluster.pool import RayBackend, default_workers
+from cluster.scheduler import CellState, run_cells
+from cluster.worker import FAULT_ENV
+from sweeps.cli import app
+from sweeps.runner import run_sweep
+from sweeps.spec import load_spec
+
+pytestmark = pytest.mark.slow
+
+
+def _info(backend: RayBackend) -> list[dict[str, Any]]:
+    try:
+        return backend.worker_info(timeout_s=60)
+    finally:
+        backend.shutdown()
+
+
+def test_one_actor_per_gpu_gets_a_distinct_gpu(ray_cluster: dict, run_sink: Any) -> None:
+    assert default_workers(cpus_per_worker=1, gpus_per_worker=1) == 2
+    info = _info(RayBackend(run_sink, 2, cpus_per_worker=1, gpus_per_worker=1))
+    assert sorted(i["gpu_ids"][0] for i in info) == ["0", "1"]
+    assert all(len(i["gpu_ids"]) == 1 for i in info)
+    assert sorted(i["cuda_visible"] for i in info) == ["0", "1"]
+    expected = "cuda" if torch.cuda.is_available() else "cpu"  # declared GPUs, no CUDA: CPU
+    assert all(i["device"].startswith(expected) and i["threads"] == 1 for i in info)
+
+
+def test_fractional_gpus_pack_actors(ray_cluster: dict, run_sink: Any) -> None:
+    assert default_workers(cpus_per_worker=0.5, gpus_per_worker=0.5) == 4
+    assert default_workers(cpus_per_worker=1, gpus_per_worker=0.5) == 2  # CPUs bind first
+    info = _info(RayBackend(run_sink, 4, cpus_per_worker=0.5, gpus_per_worker=0.5))
+    assert len({i["pid"] for i in info}) == 4
+    assert Counter(i["gpu_ids"][0] for i in info) == {"0": 2, "1": 2}
+    assert all(i["threads"] == 1 for i in info)
+
+
+def test_dynamic_scheduling_runs_each_cell_once(
+    ray_cluster: dict, run_sink: Any, tiny_cells: list[Cell]
+) -> None:
+    backend = RayBackend(run_sink, 2, cpus_per_worker=1)
+    try:
+        summary = run_cells(tiny_cells, run_sink, backend, max_retries=0)
+    finally:
+        backend.shutdown()
+    assert summary.count(CellState.DONE) == 8 and summary.max_in_flight == 2
+    assert all(summary.attempts[c.cell_hash] == 1 for c in tiny_cells)
+    assert len({w[0] for w in summary.workers.values()}) == 2  # both actors took cells
+    store, run = run_sink.store, run_sink.run
+    assert sorted(store.cell_status(run.sweep, run.run_id)[0]) == sorted(
+        c.cell_hash for c in tiny_cells
+    )
+
+
+def test_status_while_a_sweep_runs(
+    ray_cluster: dict, cluster_spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sweeps status`` reads the manifest and the done-markers while the driver works."""
+    monkeypatch.setenv(FAULT_ENV, "sleep::0.4")
+    results = str(tmp_path / "results")
+    outcome: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(run_sweep(load_spec(cluster_spec), results, "s", workers=2))
+    )
+    worker.start()
+    seen: list[tuple[str, int]] = []
+    while worker.is_alive():
+        res = CliRunner().invoke(app, ["status", "--results", results, "--json"])
+        assert res.exit_code == 0, res.output
+        runs = json.loads(res.output)["runs"]
+        if runs:
+            seen.append((runs[0]["state"], runs[0]["done"]))
+        time.sleep(0.2)
+    worker.join()
+    assert outcome and outcome[0].exit_code == 0
+    assert any(state == "running" and 0 < done < 8 for state, done in seen), seen
+    final = CliRunner().invoke(app, ["status", "--results", results, "--json"])
+    assert '"state": "complete"' in final.output and '"done": 8' in final.output
