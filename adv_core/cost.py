@@ -8,27 +8,29 @@ from typing import Any
 
 from adv_core.config import Cell
 
-# Examples available per class-free real dataset (train + test files together).
-_SIZES = {
-    "digits": 1797,
-    "mnist_5k": 5000,
-    "mnist": 70000,
-    "fashion_mnist": 70000,
-    "cifar10": 60000,
+# Examples per class of each real dataset, train and test files pooled (the loaders pool them).
+_PER_CLASS: dict[str, tuple[int, ...]] = {
+    "digits": (178, 182, 177, 183, 181, 182, 181, 179, 174, 180),
+    "mnist_5k": (500,) * 10,
+    "mnist": (6903, 7877, 6990, 7141, 6824, 6313, 6876, 7293, 6825, 6958),
+    "fashion_mnist": (7000,) * 10,
+    "cifar10": (6000,) * 10,
 }
-_DIGITS_PER_CLASS = 180  # about 1797 / 10; exact counts differ slightly per class
 
 
 def dataset_size(cfg: Any) -> int | None:
-    """Examples available for a dataset config, or None for synthetic (unbounded) data."""
-    size = _SIZES.get(cfg.name)
-    if size is None:
+    """Examples available for a dataset config (after its class selection), or None for
+    synthetic (unbounded) data."""
+    counts = _PER_CLASS.get(cfg.name)
+    if counts is None:
         return None
     classes = getattr(cfg, "classes", None)
-    if classes is not None:
-        per_class = _DIGITS_PER_CLASS if cfg.name == "digits" else size // 10 - size // 100
-        return per_class * len(classes)
-    return size
+    return sum(counts[c] for c in classes) if classes is not None else sum(counts)
+
+
+def examples_needed(cell: Cell) -> int:
+    """Distinct examples one cell draws: n_train + n_eval + the unlabeled pool."""
+    return cell.n_train + cell.n_eval + int(getattr(cell.training, "n_unlabeled", 0))
 
 
 def model_params(cell: Cell) -> int:
@@ -51,12 +53,27 @@ def attack_steps(cell: Cell) -> int:
     return total
 
 
+def train_passes(cell: Cell) -> float:
+    """Forward-backward passes per training example per epoch, summed over the helper models
+    a method trains first (rst's teachers, ensemble_at's static sources)."""
+    t = cell.training
+    e = cell.ensemble_size
+    inner = {"standard": 0, "grad_reg": 1, "fgsm_at": 1, "ensemble_at": 1}.get(t.method)
+    per_step = 1 + (inner if inner is not None else getattr(t, "steps", 1))
+    if t.method == "trades":
+        per_step += 1
+    n_lab, n_all = cell.n_train, cell.n_train + int(getattr(t, "n_unlabeled", 0))
+    total = float(n_all * per_step * e)
+    if t.method == "rst":
+        total += n_lab * e  # one standard teacher per member
+    if t.method == "ensemble_at":
+        total += n_lab * getattr(t, "n_static", 0)
+    return total
+
+
 def estimate_cost(cell: Cell) -> float:
     """Relative cost ~ parameter-example passes for training plus evaluation."""
-    t = cell.training
-    train_mult = 1 + getattr(t, "steps", 1 if t.method != "standard" else 0)
-    n_train = cell.n_train + getattr(t, "n_unlabeled", 0)
-    train = n_train * t.epochs * train_mult * cell.ensemble_size
+    train = train_passes(cell) * cell.training.epochs
     evaluate = (
         cell.n_eval
         * attack_steps(cell)
