@@ -104,6 +104,7 @@ def error_vs_scaled_eps(curves: pl.DataFrame, theory: pl.DataFrame, r: float) ->
     t0 = theory.sort("eps_sqrt_d").unique("eps_sqrt_d", keep="first").sort("eps_sqrt_d")
     axes[0].plot(t0["eps_sqrt_d"], 1.0 - t0["bayes_robust_acc"], "k-", lw=1.5, label="Bayes")
     axes[0].axvline(r, color="grey", ls=":", lw=1)
+    axes[0].set_xlim(0, 3 * r)
     axes[0].set_xlabel("eps * sqrt(d)")
     axes[1].set_xlabel("eps")
     axes[1].set_xscale("symlog", linthresh=1e-2)

@@ -124,6 +124,7 @@ _PARAMS: dict[str, Any] = {
     "p": pl.Float64,
     "eta": pl.Float64,
     "resolution": pl.Int64,
+    "d": pl.Int64,
     "n_unlabeled": pl.Int64,
 }
 

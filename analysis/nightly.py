@@ -1,13 +1,15 @@
 """Nightly trends: one series per (dataset, d, n_train, model, method, attack, norm, eps), one
-point per nightly run, with Wilson intervals; a drop flagged as a regression when a two-sample
-z-test on the pooled counts against the previous run gives z <= -z_crit."""
+point per nightly run, with Wilson intervals; a drop against the previous run is a regression
+by the same rule as ``sweeps nightly`` (Newcombe interval, Bonferroni, minimum drop)."""
 
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import polars as pl
 
+from adv_core.stats import wilson
 from analysis.curves import GROUP, pooled
 
 SERIES = [*GROUP, "eps"]
@@ -38,36 +40,44 @@ def trend(frame: pl.LazyFrame | pl.DataFrame, runs: list[str] | None = None) -> 
     return df.with_columns(pl.Series("series", labels)).sort("series", "run")
 
 
-def _z(k1: int, n1: int, k0: int, n0: int) -> float:
-    """Two-proportion z statistic of (k1/n1) - (k0/n0) with the pooled variance."""
-    if n1 == 0 or n0 == 0:
-        return 0.0
-    p = (k1 + k0) / (n1 + n0)
-    se = math.sqrt(max(p * (1 - p) * (1 / n1 + 1 / n0), 1e-12))
-    return (k1 / n1 - k0 / n0) / se
+def diff_interval(k1: int, n1: int, k0: int, n0: int, z: float) -> tuple[float, float]:
+    """Newcombe's hybrid score interval for k1/n1 - k0/n0 from the two Wilson intervals (the
+    rule ``sweeps nightly`` applies, restated here because analysis reads Parquet only)."""
+    p1, p0 = k1 / n1, k0 / n0
+    l1, u1 = wilson(k1, n1, z)
+    l0, u0 = wilson(k0, n0, z)
+    d = p1 - p0
+    return d - math.hypot(p1 - l1, u0 - p0), d + math.hypot(u1 - p1, p0 - l0)
 
 
-def regressions(tr: pl.DataFrame, z_crit: float = 3.0) -> pl.DataFrame:
-    """Add ``prev_robust_acc``, ``z`` (against the previous run of the same series) and
-    ``regression`` (z <= -z_crit) to a ``trend`` frame."""
+def regressions(tr: pl.DataFrame, threshold: float = 0.05, alpha: float = 0.05) -> pl.DataFrame:
+    """Compare each run of each series with the previous run: ``diff`` and its Newcombe
+    interval (``diff_lo``, ``diff_hi``) at family-wise level 1 - alpha (Bonferroni over the
+    series compared between the two runs); ``regression`` when the drop exceeds ``threshold``
+    and the whole interval is below zero."""
+    runs = sorted(tr["run"].unique().to_list())
+    prev_of = dict(zip(runs[1:], runs[:-1], strict=True))
+    idx = {(r["series"], r["run"]): r for r in tr.iter_rows(named=True)}
+    compared = {
+        run: sum(1 for (s, r) in idx if r == run and (s, prev_of.get(run)) in idx) for run in runs
+    }
     out = []
-    for _, s in tr.sort("run").group_by("series", maintain_order=True):
-        prev: tuple[int, int, float] | None = None
-        for row in s.iter_rows(named=True):
-            z = _z(row["robust"], row["n"], prev[0], prev[1]) if prev else 0.0
-            out.append(
-                {
-                    **row,
-                    "prev_robust_acc": prev[2] if prev else None,
-                    "z": z,
-                    "regression": bool(prev is not None and z <= -z_crit),
-                }
-            )
-            prev = (row["robust"], row["n"], row["robust_acc"])
-    if not out:
-        return tr.with_columns(
-            pl.lit(None, pl.Float64).alias("prev_robust_acc"),
-            pl.lit(0.0).alias("z"),
-            pl.lit(False).alias("regression"),
-        )
-    return pl.DataFrame(out, infer_schema_length=None)
+    for row in tr.sort("series", "run").iter_rows(named=True):
+        prev = idx.get((row["series"], prev_of.get(row["run"], "")))
+        extra: dict[str, object] = {"prev_robust_acc": None, "diff": None}
+        extra |= {"diff_lo": None, "diff_hi": None, "regression": False}
+        if prev is not None and row["n"] > 0 and prev["n"] > 0:
+            z = NormalDist().inv_cdf(1 - alpha / (2 * max(1, compared[row["run"]])))
+            lo, hi = diff_interval(row["robust"], row["n"], prev["robust"], prev["n"], z)
+            diff = row["robust_acc"] - prev["robust_acc"]
+            extra = {
+                "prev_robust_acc": prev["robust_acc"],
+                "diff": diff,
+                "diff_lo": lo,
+                "diff_hi": hi,
+                "regression": bool(-diff > threshold and hi < 0.0),
+            }
+        out.append({**row, **extra})
+    schema = {**tr.schema, "prev_robust_acc": pl.Float64, "diff": pl.Float64}
+    schema |= {"diff_lo": pl.Float64, "diff_hi": pl.Float64, "regression": pl.Boolean}
+    return pl.DataFrame(out, schema=schema)
