@@ -220,15 +220,17 @@ def report(
     notebook: Annotated[
         list[str] | None,
         typer.Option(
-            "--notebook", help="Notebook name(s) under analysis/notebooks (default: overview)."
+            "--notebook", help="Notebook name(s) under analysis/notebooks (default: all)."
         ),
     ] = None,
 ) -> None:
-    """Execute the analysis notebooks on a results folder and write one HTML report."""
-    from analysis.report import NOTEBOOKS, render_report
+    """Execute the analysis notebooks on a results folder and write one HTML report, with
+    each figure also saved as a PNG in <out stem>_figures/ next to it. Exit 1 if a notebook
+    failed (the report still shows its output up to the error)."""
+    from analysis.report import NOTEBOOKS, available, build_report
 
     check_results_root(results)
-    names = notebook or ["overview"]
+    names = notebook or available()
     unknown = [n for n in names if not (NOTEBOOKS / f"{n}.ipynb").is_file()]
     if unknown:
         fail_invalid(
@@ -239,8 +241,16 @@ def report(
                 )
             ]
         )
-    path = render_report(results, out_path, names, sweep=sweep, run=run_id)
-    out.print(f"report: {path}")
+    rep = build_report(results, out_path, names, sweep=sweep, run=run_id)
+    out.print(f"report: {rep.path}")
+    if rep.figures:
+        out.print(f"figures ({len(rep.figures)}): {rep.figures[0].parent}")
+        for f in rep.figures:
+            out.print(f"  {f.name}", highlight=False)
+    for name, msg in rep.failed.items():
+        err.print(f"[red]notebook {name} failed[/red]: {msg}", highlight=False, soft_wrap=True)
+    if rep.failed:
+        raise typer.Exit(1)
 
 
 # `sweeps nightly`, `sweeps schedule`, `sweeps compact` live in sweeps/cli_nightly.py.

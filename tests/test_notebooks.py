@@ -19,7 +19,9 @@ def test_overview_notebook_executes_and_renders(tiny_spec: Path, tmp_path: Path)
     )
     assert run.exit_code == 0, run.output
     out = tmp_path / "report.html"
-    rep = CliRunner().invoke(app, ["report", "--results", str(results), "--out", str(out)])
+    rep = CliRunner().invoke(
+        app, ["report", "--results", str(results), "--out", str(out), "--notebook", "overview"]
+    )
     assert rep.exit_code == 0, rep.output
     html = out.read_text()
     assert "Overview: robust accuracy against eps" in html and html.count("<img ") == 2
