@@ -3,7 +3,9 @@ Ray cluster per session, small deterministic specs."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 # Set before anything imports ray: a private HOME with an empty bootstrap config stops Ray
 # probing cloud metadata addresses; the rest keep the cluster on loopback and silent.
 _HOME = Path(tempfile.mkdtemp(prefix="rs-home-"))
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 (_HOME / "ray_bootstrap_config.yaml").write_text("{}\n")
 os.environ.update(
     {

@@ -14,9 +14,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from adv_core.config import Cell
 from cluster.pool import RayBackend, default_workers
-from cluster.scheduler import CellState, run_cells
+from cluster.scheduler import CellState
 from cluster.worker import FAULT_ENV
 from sweeps.cli import app
 from sweeps.runner import run_sweep
@@ -51,27 +50,11 @@ def test_fractional_gpus_pack_actors(ray_cluster: dict, run_sink: Any) -> None:
     assert all(i["threads"] == 1 for i in info)
 
 
-def test_dynamic_scheduling_runs_each_cell_once(
-    ray_cluster: dict, run_sink: Any, tiny_cells: list[Cell]
-) -> None:
-    backend = RayBackend(run_sink, 2, cpus_per_worker=1)
-    try:
-        summary = run_cells(tiny_cells, run_sink, backend, max_retries=0)
-    finally:
-        backend.shutdown()
-    assert summary.count(CellState.DONE) == 8 and summary.max_in_flight == 2
-    assert all(summary.attempts[c.cell_hash] == 1 for c in tiny_cells)
-    assert len({w[0] for w in summary.workers.values()}) == 2  # both actors took cells
-    store, run = run_sink.store, run_sink.run
-    assert sorted(store.cell_status(run.sweep, run.run_id)[0]) == sorted(
-        c.cell_hash for c in tiny_cells
-    )
-
-
 def test_status_while_a_sweep_runs(
     ray_cluster: dict, cluster_spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``sweeps status`` reads the manifest and the done-markers while the driver works."""
+    """Dynamic scheduling on 2 actors runs each cell once; ``sweeps status`` reads the manifest
+    and the done-markers while the driver works."""
     monkeypatch.setenv(FAULT_ENV, "sleep::0.4")
     results = str(tmp_path / "results")
     outcome: list[Any] = []
@@ -89,6 +72,10 @@ def test_status_while_a_sweep_runs(
         time.sleep(0.2)
     worker.join()
     assert outcome and outcome[0].exit_code == 0
+    summary = outcome[0].summary
+    assert summary.count(CellState.DONE) == 8 and summary.max_in_flight == 2
+    assert all(n == 1 for n in summary.attempts.values()) and len(summary.attempts) == 8
+    assert len({w[0] for w in summary.workers.values()}) == 2  # both actors took cells
     assert any(state == "running" and 0 < done < 8 for state, done in seen), seen
     final = CliRunner().invoke(app, ["status", "--results", results, "--json"])
     assert '"state": "complete"' in final.output and '"done": 8' in final.output

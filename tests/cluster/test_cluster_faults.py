@@ -1,0 +1,135 @@
+"""Failures on a real local multi-node Ray cluster (ray.cluster_utils.Cluster: a head and a
+worker node, 1 CPU each; health checks every second, so a dead node is noticed in seconds).
+
+A worker process killed mid-cell, a cell that keeps failing, a node removed mid-sweep: every
+cell ends up in the results exactly once. (The driver killed mid-sweep is covered by
+tests/test_sweep_e2e.py.)"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from adv_core.config import Cell
+from cluster.pool import RayBackend
+from cluster.scheduler import CellState, Summary, run_cells
+from cluster.worker import FAULT_ENV
+from sweeps.cli import app
+
+pytestmark = pytest.mark.slow
+MB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def multinode() -> Iterator[Any]:
+    """Two nodes of 1 CPU each; the session cluster is stopped for the module's duration
+    (tests/conftest.py restarts it for the next test that asks for it)."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        ray.shutdown()
+    node = {"num_cpus": 1, "object_store_memory": 80 * MB}
+    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    cluster.add_node(**node)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address)
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
+def _files(sink: Any, run_id: str | None = None) -> dict[str, Any]:
+    store, run = sink.store, sink.run
+    part = Path(store.partition("metrics", run.sweep, run_id or run.run_id))
+    return {p.stem: pq.read_table(p) for p in part.glob("*.parquet")}
+
+
+def _exactly_once(tables: dict[str, Any], cells: list[Cell]) -> None:
+    assert sorted(tables) == sorted(c.cell_hash for c in cells)
+    for h, t in tables.items():
+        assert set(t.column("cell_hash").to_pylist()) == {h}
+        keys = list(
+            zip(*(t.column(k).to_pylist() for k in ("member", "attack", "eps")), strict=True)
+        )
+        assert len(keys) == len(set(keys))
+
+
+def test_worker_killed_mid_cell_reruns_elsewhere(
+    multinode: Any,
+    run_sink: Any,
+    tiny_cells: list[Cell],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    target, marker = tiny_cells[2].cell_hash, tmp_path / "killed-pid"
+    monkeypatch.setenv(FAULT_ENV, f"sleep::0.2;exit:{target}:{marker}")
+    backend = RayBackend(run_sink, 2, cpus_per_worker=1)
+    try:
+        summary = run_cells(tiny_cells, run_sink, backend, max_retries=1)
+    finally:
+        backend.shutdown()
+    killed_pid = marker.read_text()
+    assert backend.lost == 1
+    assert summary.workers[target][0] == "lost" and summary.attempts[target] == 2
+    assert not summary.workers[target][1].endswith(f":{killed_pid}")  # another process
+    assert summary.count(CellState.DONE) == 8 and summary.failed == 0
+    tables = _files(run_sink)
+    _exactly_once(tables, tiny_cells)
+    assert set(tables[target].column("attempt").to_pylist()) == {2}
+
+
+def test_cell_that_keeps_failing_becomes_failed_rows_and_exit_1(
+    multinode: Any,
+    run_sink: Any,
+    cluster_spec: Path,
+    tiny_cells: list[Cell],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    target = tiny_cells[5].cell_hash
+    monkeypatch.setenv(FAULT_ENV, f"raise:{target}")
+    results = run_sink.store.root
+    args = ["run", str(cluster_spec), "--results", results, "--run-id", "f", "--quiet"]
+    res = CliRunner().invoke(app, [*args, "--workers", "1"])
+    assert res.exit_code == 1, res.output
+    assert "1 failed" in res.output
+    tables = _files(run_sink, "f")
+    _exactly_once(tables, tiny_cells)
+    bad = tables[target].to_pylist()
+    assert {r["status"] for r in bad} == {"failed"}
+    assert all("injected failure" in r["error"] for r in bad)
+    assert {r["attempt"] for r in bad} == {2}  # max_retries: 1 -> two attempts
+    assert all(r["status"] == "ok" for h, t in tables.items() if h != target for r in t.to_pylist())
+
+
+def test_node_removed_mid_sweep_loses_nothing(
+    multinode: Any, run_sink: Any, tiny_cells: list[Cell], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(FAULT_ENV, "sleep::1.5")
+    backend = RayBackend(run_sink, 2, cpus_per_worker=1)  # one actor on each node
+    nodes = {i["node"].split("/")[-1] for i in backend.worker_info()}
+    victim = next(n for n in multinode.worker_nodes if n.node_id[:8] in nodes)
+    out: list[Summary] = []
+    start = time.perf_counter()
+    driver = threading.Thread(target=lambda: out.append(run_cells(tiny_cells, run_sink, backend)))
+    driver.start()
+    time.sleep(0.8)  # every actor is mid-cell (cells last >= 1.5 s)
+    killed_at = time.perf_counter()
+    multinode.remove_node(victim, allow_graceful=False)
+    driver.join(timeout=120)
+    backend.shutdown()
+    summary = out[0]
+    lost = [h for h, w in summary.workers.items() if "lost" in w]
+    assert len(lost) == 1 and summary.attempts[lost[0]] == 2
+    assert summary.count(CellState.DONE) == 8
+    _exactly_once(_files(run_sink), tiny_cells)
+    recovery_s = start + summary.finished_at[lost[0]] - killed_at
+    print(f"\nnode killed -> its cell finished elsewhere: {recovery_s:.2f} s")
+    assert 1.5 < recovery_s < 60
