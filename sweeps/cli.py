@@ -157,6 +157,12 @@ def run(
     from cluster.scheduler import CellState
     from sweeps.progress import SweepProgress
 
+    if workers != 0:  # join (or start) Ray first, so the dashboard address shows up front
+        from cluster.connect import connect
+
+        ray_info = connect(address, token=token)
+        if ray_info.get("dashboard") and not quiet:
+            out.print(f"Ray dashboard: {ray_info['dashboard']}")
     with SweepProgress(out, enabled=not quiet) as prog:
         outcome = run_sweep(
             s,
@@ -251,6 +257,74 @@ def report(
         err.print(f"[red]notebook {name} failed[/red]: {msg}", highlight=False, soft_wrap=True)
     if rep.failed:
         raise typer.Exit(1)
+
+
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--address", help="Ray Jobs API address, e.g. http://HEAD:8265 (else RAY_ADDRESS)."
+    ),
+]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        help="Ray auth token (default: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token).",
+    ),
+]
+
+
+def _jobs_address(address: str | None) -> str:
+    from sweeps.submit import jobs_address
+
+    addr = jobs_address(address)
+    if addr is None:
+        fail_invalid([("--address", "need the Jobs API address http://HEAD:8265 (or RAY_ADDRESS)")])
+    return str(addr)
+
+
+@app.command()
+def submit(
+    spec: SpecArg,
+    address: AddressOpt = None,
+    results: ResultsOpt = "results",
+    run_id: Annotated[str | None, typer.Option("--run-id")] = None,
+    workers: Annotated[int | None, typer.Option("--workers")] = None,
+    token: TokenOpt = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Stream the job's output; exit with its exit code.")
+    ] = False,
+) -> None:
+    """Submit the sweep to a running Ray cluster as a Ray job; prints the job id."""
+    from sweeps import submit as jobs
+
+    read_spec(spec)  # invalid specs stop here (exit 2), before anything is uploaded
+    addr = _jobs_address(address)
+    req = jobs.JobRequest(spec, results, run_id, workers)
+    job_id = jobs.submit(req, addr, token)
+    sys.stdout.write(job_id + "\n")
+    sys.stdout.flush()
+    if follow:
+        raise typer.Exit(jobs.follow(jobs.client(addr, token), job_id, sys.stdout.write))
+
+
+@app.command()
+def logs(
+    job_id: Annotated[str, typer.Argument(help="Job id printed by `sweeps submit`.")],
+    address: AddressOpt = None,
+    token: TokenOpt = None,
+    follow: Annotated[
+        bool,
+        typer.Option("--follow/--no-follow", help="Stream until the job ends (default)."),
+    ] = True,
+) -> None:
+    """Print a submitted job's output; by default follow it and exit with its exit code."""
+    from sweeps import submit as jobs
+
+    client = jobs.client(_jobs_address(address), token)
+    if follow:
+        raise typer.Exit(jobs.follow(client, job_id, sys.stdout.write))
+    sys.stdout.write(client.get_job_logs(job_id))
 
 
 # `sweeps nightly`, `sweeps schedule`, `sweeps compact` live in sweeps/cli_nightly.py.
