@@ -85,6 +85,10 @@ def _run_sweep_locked(
     run = RunInfo(spec.name, run_id or default_run_id(spec), code_version())
     cells = plan(spec)
     todo = store.pending(run, cells)
+    # cells whose failure rows from an earlier invocation are still on disk (see run_cells)
+    failed_before = {
+        h for h, st in store.cell_status(run.sweep, run.run_id)[0].items() if st == "failed"
+    }
     if on_start:
         on_start(len(cells), len(cells) - len(todo))
     previous = store.read_manifest(run.run_id) or {}
@@ -102,10 +106,11 @@ def _run_sweep_locked(
     res = spec.resources
     if inline or workers == 0:
         summary = run_cells(
-            todo, sink, InlineBackend(sink), max_retries=res.max_retries, progress=progress
-        )
+            todo, sink, InlineBackend(sink), max_retries=res.max_retries, progress=progress,
+            previously_failed=failed_before,
+        )  # fmt: skip
     else:
-        summary = _run_on_ray(todo, sink, spec, address, workers, token, progress)
+        summary = _run_on_ray(todo, sink, spec, address, workers, token, progress, failed_before)
     done, bad = store.cell_status(run.sweep, run.run_id)
     manifest.update({
         "finished_at": _now(), "status": "failed" if summary.failed else "complete",
@@ -128,6 +133,7 @@ def _run_on_ray(
     workers: int | None,
     token: str | None,
     progress: Callable[[Summary], None] | None,
+    failed_before: set[str] | None = None,
 ) -> Summary:
     from cluster.connect import connect
     from cluster.pool import RayBackend, default_workers
@@ -147,6 +153,7 @@ def _run_on_ray(
             max_retries=res.max_retries,
             timeout_s=res.cell_timeout_s,
             progress=progress,
+            previously_failed=failed_before or set(),
         )
     finally:
         backend.shutdown()
