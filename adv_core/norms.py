@@ -11,6 +11,8 @@ from abc import ABC, abstractmethod
 import torch
 
 _TINY = 1e-12
+_INF = float("inf")
+_BISECT = 60
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
@@ -55,9 +57,57 @@ class Norm(ABC):
     def dual(self) -> Norm:
         """The dual norm."""
 
+    @abstractmethod
+    def vertex(self, n: int) -> float:
+        """Entry size of a vector with n equal-magnitude entries and unit norm (Square's
+        proposal: linf 1, l2 n^-1/2, l1 1/n)."""
+
     def dual_norm_of(self, w: torch.Tensor) -> torch.Tensor:
         """||w||_q over the last dimension (the price of eps in a linear margin)."""
         return self.dual.norm(w.reshape(-1, w.shape[-1])).reshape(w.shape[:-1])
+
+    @abstractmethod
+    def fill(self, a: torch.Tensor, room: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """The box-constrained linear maximiser in magnitudes: r (..., D) maximising <a, r>
+        subject to 0 <= r <= room and ||r||_p <= eps. a >= 0 and room >= 0 (inf: no box) are
+        (..., D); eps broadcasts against the leading dims (...)."""
+
+    def linear_max(
+        self,
+        g: torch.Tensor,
+        eps: torch.Tensor | float,
+        up: torch.Tensor | None = None,
+        down: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """delta (..., D) maximising <g, delta> over ||delta||_p <= eps and -down <= delta <= up
+        (the box [lo, hi] around x: up = hi - x, down = x - lo; None: no box). Exact for every
+        norm (THEORY.md section 1): the optimal perturbation of a linear model."""
+        inf = torch.full_like(g, float("inf"))
+        up_t = inf if up is None else up.expand_as(g)
+        down_t = inf if down is None else down.expand_as(g)
+        room = torch.where(g > 0, up_t, down_t).clamp_min(0)
+        e = torch.as_tensor(eps, dtype=g.dtype, device=g.device).expand(g.shape[:-1])
+        return g.sign() * self.fill(g.abs(), room, e)
+
+    def min_linear_dist(
+        self, a: torch.Tensor, room: torch.Tensor, m: torch.Tensor, iters: int = 60
+    ) -> torch.Tensor:
+        """Smallest eps (...,) whose best linear decrease <a, fill(a, room, eps)> reaches m
+        (inf where even the whole box falls short): bisection on eps, float64."""
+        full = self.norm(torch.where(a > 0, room, torch.zeros_like(room)).flatten(0, -2))
+        full = full.reshape(a.shape[:-1])
+        reach = (a * torch.where(a > 0, room, torch.zeros_like(room))).sum(-1)
+        lo = torch.zeros_like(m)
+        hi = torch.where(torch.isfinite(full), full, self.dual_norm_free_bound(a, m))
+        for _ in range(iters):
+            mid = (lo + hi) / 2
+            ok = (a * self.fill(a, room, mid)).sum(-1) >= m
+            hi, lo = torch.where(ok, mid, hi), torch.where(ok, lo, mid)
+        return torch.where((reach >= m) | ~torch.isfinite(full), hi, torch.full_like(m, _INF))
+
+    def dual_norm_free_bound(self, a: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """Distance to the hyperplane with no box: m / ||a||_q (an upper bound with a box)."""
+        return m / self.dual_norm_of(a).clamp_min(_TINY)
 
 
 def _eps_like(eps: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
@@ -78,6 +128,12 @@ class Linf(Norm):
 
     def steepest(self, grad: torch.Tensor) -> torch.Tensor:
         return grad.sign()
+
+    def fill(self, a: torch.Tensor, room: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        return torch.minimum(room, eps[..., None].expand_as(room)) * (a > 0)
+
+    def vertex(self, n: int) -> float:
+        return 1.0
 
     def random_init(
         self,
@@ -109,6 +165,36 @@ class L2(Norm):
     def steepest(self, grad: torch.Tensor) -> torch.Tensor:
         n = _expand(self.norm(grad), grad).clamp_min(_TINY)
         return grad / n
+
+    def fill(self, a: torch.Tensor, room: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """r = min(a t, room) with t the Lagrange multiplier's inverse, found by bisection."""
+        t_lo = eps / a.norm(dim=-1).clamp_min(_TINY)  # no clipping: ||a t_lo|| = eps
+        brk = torch.where(torch.isfinite(room) & (a > 0), room / a.clamp_min(_TINY), 0.0)
+        t_hi = torch.maximum(brk.amax(dim=-1), t_lo)  # every coordinate saturated beyond
+        for _ in range(_BISECT):
+            t = (t_lo + t_hi) / 2
+            over = torch.minimum(a * t[..., None], room).norm(dim=-1) > eps
+            t_hi, t_lo = torch.where(over, t, t_hi), torch.where(over, t_lo, t)
+        return torch.minimum(a * t_lo[..., None], room)
+
+    def vertex(self, n: int) -> float:
+        return float(n) ** -0.5
+
+    def min_linear_dist(
+        self, a: torch.Tensor, room: torch.Tensor, m: torch.Tensor, iters: int = 60
+    ) -> torch.Tensor:
+        """Bisection straight on the multiplier t of the path r(t) = min(a t, room)."""
+        reach = (a * room.masked_fill(a == 0, 0.0)).sum(-1)
+        t_lo = torch.zeros_like(m)
+        t_hi = m.clamp_min(0) / a.pow(2).sum(-1).clamp_min(_TINY)  # no clipping reaches m here
+        brk = torch.where(torch.isfinite(room) & (a > 0), room / a.clamp_min(_TINY), 0.0)
+        t_hi = torch.maximum(t_hi, brk.amax(dim=-1))
+        for _ in range(iters):
+            t = (t_lo + t_hi) / 2
+            ok = (a * torch.minimum(a * t[..., None], room)).sum(-1) >= m
+            t_hi, t_lo = torch.where(ok, t, t_hi), torch.where(ok, t_lo, t)
+        dist = torch.minimum(a * t_hi[..., None], room).norm(dim=-1)
+        return torch.where(reach >= m, dist, _INF)
 
     def random_init(
         self,
@@ -158,6 +244,17 @@ class L1(Norm):
         out = torch.zeros_like(flat).scatter(1, idx, flat.gather(1, idx).sign())
         return out.reshape(grad.shape)
 
+    def fill(self, a: torch.Tensor, room: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """Fractional knapsack: spend eps on coordinates by decreasing a, each up to its room."""
+        order = a.argsort(dim=-1, descending=True)
+        rs = room.gather(-1, order).masked_fill(a.gather(-1, order) == 0, 0.0)
+        before = torch.cat([torch.zeros_like(rs[..., :1]), rs.cumsum(dim=-1)[..., :-1]], dim=-1)
+        r_sorted = torch.minimum(rs, (eps[..., None] - before).clamp_min(0))  # budget left
+        return torch.zeros_like(a).scatter(-1, order, r_sorted)
+
+    def vertex(self, n: int) -> float:
+        return 1.0 / n
+
     def random_init(
         self,
         shape: torch.Size,
@@ -183,7 +280,62 @@ class L1(Norm):
         return Linf()
 
 
-NORMS: dict[str, Norm] = {"linf": Linf(), "l2": L2(), "l1": L1()}
+class L0(Norm):
+    """The l0 "norm": the number of changed input entries (eps is a count). Projection keeps
+    the eps largest changes; with the box [lo, hi] every changed entry goes to its extreme."""
+
+    name = "l0"
+    p = 0.0
+
+    def norm(self, delta: torch.Tensor) -> torch.Tensor:
+        return (_flat(delta) != 0).sum(dim=1).to(delta.dtype)
+
+    def project(self, delta: torch.Tensor, eps: torch.Tensor | float) -> torch.Tensor:
+        flat = _flat(delta)
+        k = torch.as_tensor(eps, dtype=flat.dtype, device=flat.device).expand(flat.shape[0])
+        return (flat * _top_k_mask(flat.abs(), k)).reshape(delta.shape)
+
+    def steepest(self, grad: torch.Tensor) -> torch.Tensor:
+        return L1().steepest(grad)
+
+    def random_init(
+        self,
+        shape: torch.Size,
+        eps: torch.Tensor | float,
+        generator: torch.Generator | None,
+        device: torch.device,
+    ) -> torch.Tensor:
+        scores = torch.rand(shape, generator=generator).to(device)
+        values = (2 * torch.rand(shape, generator=generator) - 1).to(device)
+        return self.project(values * (scores + 1), eps) / (scores + 1)
+
+    @property
+    def dual(self) -> Norm:
+        raise ValueError("l0 is not a norm and has no dual")
+
+    def fill(self, a: torch.Tensor, room: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        gain = a * room
+        return torch.where(_top_k_mask(gain, eps) & (a > 0), room, torch.zeros_like(room))
+
+    def min_linear_dist(
+        self, a: torch.Tensor, room: torch.Tensor, m: torch.Tensor, iters: int = 60
+    ) -> torch.Tensor:
+        """The fewest entries whose full moves reach m: a sorted prefix sum, no bisection."""
+        gain = (a * room).sort(dim=-1, descending=True).values.cumsum(dim=-1)
+        need = (gain < m[..., None]).sum(dim=-1).to(m.dtype) + 1
+        return torch.where(gain[..., -1] >= m, torch.where(m <= 0, 0.0, need), _INF)
+
+    def vertex(self, n: int) -> float:
+        return 1.0
+
+
+def _top_k_mask(score: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """(..., D) bool: the k[...] largest scores along the last dim (k may vary per row)."""
+    rank = score.argsort(dim=-1, descending=True).argsort(dim=-1)
+    return rank < k[..., None]
+
+
+NORMS: dict[str, Norm] = {"linf": Linf(), "l2": L2(), "l1": L1(), "l0": L0()}
 
 
 def get_norm(name: str) -> Norm:

@@ -8,9 +8,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from adv_core.attacks.apgd import Apgd
 from adv_core.attacks.base import Attack, AttackResult, Model, correct, predict_correct
+from adv_core.attacks.cw import Cw
 from adv_core.attacks.exact import Exact
-from adv_core.attacks.gradient import Fgsm, Pgd
+from adv_core.attacks.fooling import Fooling
+from adv_core.attacks.gradient import Bpda, EotPgd, Fgsm, Pgd
+from adv_core.attacks.min_norm import MinNorm
+from adv_core.attacks.sparse import Sparse
+from adv_core.attacks.square import Square
+from adv_core.attacks.transfer import Transfer
 
 Factory = Callable[[Any], Attack]
 _REGISTRY: dict[str, Factory] = {}
@@ -36,7 +43,16 @@ def known() -> list[str]:
 
 register("fgsm", Fgsm)
 register("pgd", Pgd)
+register("eot_pgd", EotPgd)
+register("bpda", Bpda)
+register("apgd", Apgd)
+register("cw", Cw)
+register("square", Square)
+register("sparse", Sparse)
 register("exact", Exact)
+register("transfer", Transfer)
+register("min_norm", MinNorm)
+register("fooling", Fooling)
 
 __all__ = [
     "Attack",

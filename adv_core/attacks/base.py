@@ -1,11 +1,13 @@
 """The attack base class (STYLE 3): attacks are stateless objects built from a config and called
 with the model each time. The base owns the shared work once: sorting eps, the cascade over
-nested budgets, bounds and projection, scoring success; an attack writes only ``perturb``.
+nested budgets (larger eps attack only what is still robust), bounds and projection, scoring
+success, losses and gradients; an attack writes only ``perturb`` (its step).
 
 Convention: ``success[k, n]`` is True when the model misclassifies example n at budget
 epsilons[k] (an example misclassified clean counts as a success at every eps, so robust
 accuracy = 1 - success.mean() and eps = 0 gives clean accuracy). Correct means the true class
-has the strictly largest logit (ties count as errors).
+has the strictly largest logit (ties count as errors). ``eps`` reaches ``perturb`` as a (A,)
+tensor, one budget per example, so bisection wrappers can give each example its own.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from adv_core.norms import Norm, get_norm
 
@@ -23,6 +26,8 @@ Model = Callable[[torch.Tensor], torch.Tensor]
 """(B, *D) -> (B, C) logits."""
 
 Bounds = tuple[float, float] | None
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""(logits (B, C), y (B,)) -> (B,) per-example loss to maximise."""
 
 
 @dataclass
@@ -70,25 +75,95 @@ def margin_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return others.amax(dim=1) - z_y
 
 
+def ce_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, y, reduction="none")
+
+
+def dlr_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Croce and Hein's difference of logits ratio, scale-invariant: (B,)."""
+    z = logits.sort(dim=1).values  # ascending
+    scale = z[:, -1] - z[:, -3] if z.shape[1] >= 3 else z[:, -1] - z[:, 0]
+    return margin_loss(logits, y) / (scale + 1e-12)
+
+
+LOSSES: dict[str, Loss] = {"ce": ce_loss, "margin": margin_loss, "dlr": dlr_loss}
+
+
 def clip_box(x: torch.Tensor, bounds: Bounds) -> torch.Tensor:
     return x if bounds is None else x.clamp(bounds[0], bounds[1])
 
 
+def bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(B,) -> broadcastable against (B, *D)."""
+    return v.reshape(-1, *([1] * (like.dim() - 1)))
+
+
+def loss_grad(
+    model: Model, x: torch.Tensor, y: torch.Tensor, loss: str | Loss = "ce"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input gradient (B, *D), logits (B, C)) of the summed per-example loss at x."""
+    fn = LOSSES[loss] if isinstance(loss, str) else loss
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        logits = model(x)
+        (g,) = torch.autograd.grad(fn(logits, y).sum(), x)
+    return g.detach(), logits.detach()
+
+
+def input_grad(model: Model, x: torch.Tensor, y: torch.Tensor, loss: str = "ce") -> torch.Tensor:
+    """Gradient of the summed per-example loss with respect to the inputs: (B, *D)."""
+    return loss_grad(model, x, y, loss)[0]
+
+
 class Attack(ABC):
-    """Base of every attack: ``attack(model, x, y, epsilons=[...], bounds=..., generator=...)``."""
+    """Base of every attack: ``attack(model, x, y, epsilons=[...], bounds=..., generator=...)``.
+
+    Class facts read by the sanity checks: ``white_box`` (uses gradients), ``minimum_norm``
+    (reports distances), ``misclassification`` (success means a wrong label; False for the
+    fooling metric), ``eot`` (averages over the model's randomness).
+    """
 
     white_box: bool = True
     minimum_norm: bool = False
+    misclassification: bool = True
+    eot: bool = False
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
         self.norm: Norm = get_norm(cfg.norm)
 
+    # -- hooks an attack may override -------------------------------------------------------
     def project(
-        self, x0: torch.Tensor, x: torch.Tensor, eps: float, bounds: Bounds
+        self, x0: torch.Tensor, x: torch.Tensor, eps: torch.Tensor, bounds: Bounds
     ) -> torch.Tensor:
         """Back into the eps-ball around x0, then into the box (which keeps the ball)."""
         return clip_box(x0 + self.norm.project(x - x0, eps), bounds)
+
+    def adversarial(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: the attack's success criterion on logits (default: misclassified)."""
+        return ~correct(logits, y)
+
+    def gradient(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        loss: str | Loss,
+        generator: torch.Generator | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input gradient, logits) the attack steps on; EOT and BPDA override this."""
+        return loss_grad(model, x, y, loss)
+
+    def inputs(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        generator: torch.Generator | None,
+        bounds: Bounds,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The points to attack (default: the evaluation points themselves)."""
+        return x, y
 
     @abstractmethod
     def perturb(
@@ -96,11 +171,36 @@ class Attack(ABC):
         model: Model,
         x: torch.Tensor,
         y: torch.Tensor,
-        eps: float,
+        eps: torch.Tensor,
         bounds: Bounds,
         generator: torch.Generator | None,
     ) -> torch.Tensor:
-        """Adversarial candidates (A, *D) for the still-robust examples x (A, *D) at ``eps``."""
+        """Adversarial candidates (A, *D) for the still-robust x (A, *D) at budgets eps (A,)."""
+
+    # -- shared work ----------------------------------------------------------------------
+    @torch.no_grad()
+    def hits(
+        self, model: Model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096
+    ) -> torch.Tensor:
+        out = [
+            self.adversarial(model(x[i : i + batch_size]), y[i : i + batch_size])
+            for i in range(0, len(y), batch_size)
+        ]
+        return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool, device=x.device)
+
+    def attack_at(
+        self,
+        model: Model,
+        x0: torch.Tensor,
+        y0: torch.Tensor,
+        eps: torch.Tensor,
+        bounds: Bounds,
+        generator: torch.Generator | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x_adv (A, *D) inside ball and box, hit (A,)) for per-example budgets eps (A,)."""
+        xa = self.perturb(model, x0, y0, eps, bounds, generator).detach()
+        xa = self.project(x0, xa, eps, bounds)
+        return xa, self.hits(model, xa, y0)
 
     def __call__(
         self,
@@ -113,12 +213,9 @@ class Attack(ABC):
         generator: torch.Generator | None = None,
         batch_size: int = 1024,
     ) -> AttackResult:
-        eps_list = tuple(
-            sorted(float(e) for e in (epsilons if epsilons is not None else self.cfg.eps))
-        )
-        if any(e < 0 for e in eps_list):
-            raise ValueError(f"eps must be >= 0, got {eps_list}")
-        broken = ~predict_correct(model, x, y)  # (N,)
+        eps_list = sorted_eps(epsilons if epsilons is not None else self.cfg.eps)
+        x, y = self.inputs(model, x, y, generator, bounds)
+        broken = self.hits(model, x, y)  # (N,)
         x_best = x.detach().clone()
         x_adv: list[torch.Tensor] = []
         success = torch.zeros(len(eps_list), len(y), dtype=torch.bool, device=x.device)
@@ -126,11 +223,8 @@ class Attack(ABC):
             idx = (~broken).nonzero()[:, 0]
             # Cascade: what broke at a smaller eps stays broken (nested balls).
             for chunk in idx.split(batch_size) if eps > 0 else ():
-                x0, y0 = x[chunk], y[chunk]
-                xa = self.project(
-                    x0, self.perturb(model, x0, y0, eps, bounds, generator).detach(), eps, bounds
-                )
-                hit = ~predict_correct(model, xa, y0)
+                e = torch.full((len(chunk),), eps, dtype=x.dtype, device=x.device)
+                xa, hit = self.attack_at(model, x[chunk], y[chunk], e, bounds, generator)
                 x_best[chunk[hit]] = xa[hit]
                 broken[chunk[hit]] = True
             success[k] = broken
@@ -138,21 +232,62 @@ class Attack(ABC):
         return AttackResult(eps_list, x_adv, success)
 
 
-def input_grad(model: Model, x: torch.Tensor, y: torch.Tensor, loss: str = "ce") -> torch.Tensor:
-    """Gradient of the summed per-example loss with respect to the inputs: (B, *D)."""
-    return loss_grad(model, x, y, loss)[0]
+def sorted_eps(epsilons: Sequence[float]) -> tuple[float, ...]:
+    eps_list = tuple(sorted(float(e) for e in epsilons))
+    if any(e < 0 for e in eps_list):
+        raise ValueError(f"eps must be >= 0, got {eps_list}")
+    return eps_list
 
 
-def loss_grad(
-    model: Model, x: torch.Tensor, y: torch.Tensor, loss: str = "ce"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input gradient (B, *D), logits (B, C)) of the summed per-example loss at x."""
-    x = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        logits = model(x)
-        if loss == "ce":
-            value = torch.nn.functional.cross_entropy(logits, y, reduction="sum")
-        else:
-            value = margin_loss(logits, y).sum()
-        (g,) = torch.autograd.grad(value, x)
-    return g.detach(), logits.detach()
+class MinimumNorm(Attack):
+    """Base of minimum-norm attacks: ``search`` finds, for each clean-correct example, an
+    adversarial point as close as it can; robustness at eps is then ``distance > eps``."""
+
+    minimum_norm = True
+
+    def perturb(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        eps: torch.Tensor,
+        bounds: Bounds,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        x_min, dist = self.search(model, x, y, bounds, generator)
+        return torch.where(bcast(dist <= eps, x), x_min, x)
+
+    @abstractmethod
+    def search(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        bounds: Bounds,
+        generator: torch.Generator | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x_min (A, *D), dist (A,)): the closest adversarial point found (inf: none)."""
+
+    def __call__(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        epsilons: Sequence[float] | None = None,
+        *,
+        bounds: Bounds = None,
+        generator: torch.Generator | None = None,
+        batch_size: int = 1024,
+    ) -> AttackResult:
+        eps_list = sorted_eps(epsilons if epsilons is not None else self.cfg.eps)
+        broken = self.hits(model, x, y)
+        dist = torch.full((len(y),), float("inf"), dtype=x.dtype, device=x.device)
+        dist[broken] = 0.0
+        x_min = x.detach().clone()
+        for chunk in (~broken).nonzero()[:, 0].split(batch_size):
+            xm, dm = self.search(model, x[chunk], y[chunk], bounds, generator)
+            ok = torch.isfinite(dm) & self.hits(model, xm, y[chunk])  # verified on the model
+            x_min[chunk[ok]], dist[chunk[ok]] = xm[ok], dm[ok]
+        success = torch.stack([dist <= e for e in eps_list])  # (K, N)
+        x_adv = [torch.where(bcast(s, x), x_min, x) for s in success]
+        return AttackResult(eps_list, x_adv, success, distances=dist)

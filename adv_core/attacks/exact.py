@@ -1,14 +1,19 @@
 """Closed-form robust accuracy of linear models (THEORY.md section 1), binary and multiclass.
 
 For logits z = W x + b and true class y, the model stays correct against every perturbation of
-norm <= eps iff, for every j != y, the pair margin m_j = (w_y - w_j).x + (b_y - b_j) survives
-the adversary's best reduction: eps * ||w_y - w_j||_q with no box (q the dual norm), or, with
-the box [lo, hi]^D and linf, sum_k |v_k| min(eps, room_k) where v = w_y - w_j and room_k is how
-far coordinate k can move in the harmful direction -sign(v_k). Ties count as errors. Computed in
-float64. The optimal perturbation for the weakest pair is returned as x_adv.
+norm <= eps (inside the box [lo, hi]^D when there is one) iff, for every j != y, the pair margin
+m_j = (w_y - w_j).x + (b_y - b_j) survives the adversary's best reduction
+max <-(w_y - w_j), delta>. That reduction is the norm's exact box-constrained linear maximiser
+(``Norm.fill``): no box gives eps * ||w_y - w_j||_q; with the box, linf is separable
+(sum |v_k| min(eps, room_k)), l2 is found by bisection on the Lagrange multiplier, l1 is a
+fractional knapsack and l0 takes the k largest |v_k| room_k. Ties count as errors; float64.
+The optimal perturbation for the weakest pair is returned as x_adv; distances are the exact
+minimal adversarial distances.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 
@@ -35,19 +40,13 @@ def pair_terms(
     return v, m
 
 
-def worst_reduction(
-    v: torch.Tensor, x: torch.Tensor, eps: float, norm_name: str, bounds: Bounds
-) -> torch.Tensor:
-    """(N, C) largest decrease of each pair margin within the budget (linf box case exact)."""
+def harmful_room(v: torch.Tensor, x: torch.Tensor, bounds: Bounds) -> torch.Tensor:
+    """(N, C, D): how far each coordinate may move against sign(v) (inf with no box)."""
     if bounds is None:
-        q = {"linf": 1.0, "l2": 2.0, "l1": float("inf")}[norm_name]
-        return eps * torch.linalg.vector_norm(v, ord=q, dim=-1)
-    if norm_name != "linf":
-        raise NotImplementedError("the exact box case is implemented for linf only")
+        return torch.full_like(v, float("inf"))
     xf = x.flatten(1).double()[:, None, :]  # (N, 1, D)
     lo, hi = bounds
-    room = torch.where(v > 0, xf - lo, hi - xf)  # moving against sign(v) lowers the margin
-    return (v.abs() * torch.clamp(room, max=eps)).sum(dim=-1)
+    return torch.where(v > 0, xf - lo, hi - xf)
 
 
 class Exact(Attack):
@@ -55,52 +54,71 @@ class Exact(Attack):
 
     cfg: ExactAttack
 
+    def _check(self, bounds: Bounds) -> None:
+        if bounds is None and self.norm.name == "l0":
+            raise ValueError("l0 budgets are unbounded without a box")
+
+    def reductions(
+        self, v: torch.Tensor, x: torch.Tensor, eps: torch.Tensor, bounds: Bounds
+    ) -> torch.Tensor:
+        """(N, C) largest decrease of each pair margin; eps (N,) per example."""
+        a = v.abs()
+        r = self.norm.fill(a, harmful_room(v, x, bounds), eps.double()[:, None].expand(v.shape[:2]))
+        return (a * r).sum(-1)
+
     def perturb(
         self,
         model: Model,
         x: torch.Tensor,
         y: torch.Tensor,
-        eps: float,
+        eps: torch.Tensor,
         bounds: Bounds,
         generator: torch.Generator | None,
     ) -> torch.Tensor:
+        self._check(bounds)
         w, b = linear_weights_of(model)
         v, m = pair_terms(w, b, x, y)
-        j = (m - worst_reduction(v, x, eps, self.cfg.norm, bounds)).argmin(dim=1)  # weakest pair
+        j = (m - self.reductions(v, x, eps, bounds)).argmin(dim=1)  # the weakest pair
         vj = v[torch.arange(len(y)), j]  # (N, D)
         xf = x.flatten(1).double()
-        direction = -self.norm.steepest(vj)  # unit-norm, lowers (w_y - w_j).x the most
-        if bounds is not None and self.cfg.norm == "linf":
-            lo, hi = bounds
-            xa = torch.where(
-                direction > 0, torch.clamp(xf + eps, max=hi), torch.clamp(xf - eps, min=lo)
-            )
-            xa = torch.where(direction == 0, xf, xa)
-        else:
-            xa = xf + eps * direction
-        return xa.to(x.dtype).reshape(x.shape)
+        up, down = (None, None) if bounds is None else (bounds[1] - xf, xf - bounds[0])
+        delta = self.norm.linear_max(-vj, eps.double(), up, down)
+        return (xf + delta).to(x.dtype).reshape(x.shape)
 
     def __call__(
         self,
         model: Model,
         x: torch.Tensor,
         y: torch.Tensor,
-        epsilons: object = None,
+        epsilons: Sequence[float] | None = None,
         *,
         bounds: Bounds = None,
         generator: torch.Generator | None = None,
         batch_size: int = 1024,
     ) -> AttackResult:
+        self._check(bounds)
         result = super().__call__(
             model, x, y, epsilons, bounds=bounds, generator=generator, batch_size=batch_size
-        )  # type: ignore[arg-type]
+        )
         w, b = linear_weights_of(model)
         v, m = pair_terms(w, b, x, y)
         for k, eps in enumerate(result.epsilons):
-            robust = (m - worst_reduction(v, x, eps, self.cfg.norm, bounds) > 0).all(dim=1)
+            e = torch.full((len(y),), eps, dtype=torch.float64, device=x.device)
+            robust = (m - self.reductions(v, x, e, bounds) > 0).all(dim=1)
             result.success[k] = ~robust  # the closed form decides, not float rounding of x_adv
-        if bounds is None:
-            q = {"linf": 1.0, "l2": 2.0, "l1": float("inf")}[self.cfg.norm]
-            dist = (m / torch.linalg.vector_norm(v, ord=q, dim=-1)).amin(dim=1).clamp_min(0)
-            result.distances = dist.to(torch.float32)
+        result.distances = self.distances(v, m, x, bounds).to(x.dtype)
         return result
+
+    def distances(
+        self, v: torch.Tensor, m: torch.Tensor, x: torch.Tensor, bounds: Bounds
+    ) -> torch.Tensor:
+        """(N,) exact minimal adversarial distance (0 if misclassified, inf if unreachable)."""
+        a, mc = v.abs(), m.clamp_min(0)
+        finite = torch.isfinite(mc)
+        mc = torch.where(finite, mc, torch.zeros_like(mc))
+        if bounds is None:
+            d = self.norm.dual_norm_free_bound(a, mc)
+        else:
+            d = self.norm.min_linear_dist(a, harmful_room(v, x, bounds), mc)
+        d = torch.where(finite, d, torch.full_like(d, float("inf")))
+        return d.amin(dim=1)

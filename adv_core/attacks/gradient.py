@@ -1,4 +1,5 @@
-"""First-order white-box attacks: FGSM/FGM and PGD with random start and restarts."""
+"""First-order white-box attacks: FGSM/FGM, PGD with random start and restarts, and PGD's two
+variants for randomized and non-differentiable models: EOT-PGD and BPDA."""
 
 from __future__ import annotations
 
@@ -7,14 +8,13 @@ import torch
 from adv_core.attacks.base import (
     Attack,
     Bounds,
+    Loss,
     Model,
+    bcast,
     clip_box,
-    correct,
-    input_grad,
     loss_grad,
-    predict_correct,
 )
-from adv_core.config.attacks import FgsmAttack, PgdAttack
+from adv_core.config.attacks import BpdaAttack, EotPgdAttack, FgsmAttack, PgdAttack
 
 
 class Fgsm(Attack):
@@ -31,11 +31,51 @@ class Fgsm(Attack):
         model: Model,
         x: torch.Tensor,
         y: torch.Tensor,
-        eps: float,
+        eps: torch.Tensor,
         bounds: Bounds,
         generator: torch.Generator | None,
     ) -> torch.Tensor:
-        return x + eps * self.norm.steepest(input_grad(model, x, y, "ce"))
+        g, _ = self.gradient(model, x, y, "ce", generator)
+        return x + bcast(eps, x) * self.norm.steepest(g)
+
+
+def pgd_run(
+    attack: Attack,
+    model: Model,
+    x0: torch.Tensor,
+    y: torch.Tensor,
+    eps: torch.Tensor,
+    bounds: Bounds,
+    generator: torch.Generator | None,
+    *,
+    steps: int,
+    rel_step: float,
+    loss: str | Loss,
+    random_start: bool,
+) -> torch.Tensor:
+    """One PGD run (A, *D) -> (A, *D): the first iterate that fooled the model, else the last.
+
+    Examples leave the batch as soon as an iterate fools the model (the logits come free with
+    each gradient), so later steps cost only what is still robust.
+    """
+    x = x0.clone()
+    if random_start:
+        x = clip_box(x0 + attack.norm.random_init(x0.shape, eps, generator, x0.device), bounds)
+    out = x.clone()
+    act = torch.arange(len(y), device=x0.device)
+    x0a, ya, ea, step = x0, y, eps, bcast(rel_step * eps, x0)
+    for _ in range(steps):
+        g, logits = attack.gradient(model, x, ya, loss, generator)
+        done = attack.adversarial(logits, ya)
+        if bool(done.any()):
+            out[act[done]] = x[done]
+            keep = ~done
+            act, x, x0a, ya, ea, step, g = (t[keep] for t in (act, x, x0a, ya, ea, step, g))
+            if len(act) == 0:
+                return out
+        x = attack.project(x0a, x + step * attack.norm.steepest(g), ea, bounds)
+    out[act] = x
+    return out
 
 
 class Pgd(Attack):
@@ -52,7 +92,7 @@ class Pgd(Attack):
         model: Model,
         x: torch.Tensor,
         y: torch.Tensor,
-        eps: float,
+        eps: torch.Tensor,
         bounds: Bounds,
         generator: torch.Generator | None,
     ) -> torch.Tensor:
@@ -62,41 +102,59 @@ class Pgd(Attack):
             idx = alive.nonzero()[:, 0]
             if len(idx) == 0:
                 break
-            xa = self._run(
-                model,
-                x[idx],
-                y[idx],
-                eps,
-                bounds,
-                generator,
+            xa = pgd_run(
+                self, model, x[idx], y[idx], eps[idx], bounds, generator,
+                steps=self.cfg.steps, rel_step=self.cfg.rel_step, loss=self.cfg.loss,
                 random_start=self.cfg.random_start or r > 0,
-            )
-            hit = ~predict_correct(model, xa, y[idx])
+            )  # fmt: skip
             best[idx] = xa  # the last attempt for survivors; successful ones are kept
-            alive[idx[hit]] = False
+            if r + 1 < self.cfg.restarts:
+                alive[idx[self.hits(model, xa, y[idx])]] = False
         return best
 
-    def _run(
+
+class EotPgd(Pgd):
+    """PGD on the expectation over transformations: each gradient averages ``samples`` draws
+    of the model's own randomness (and of Gaussian input noise of std ``noise``), all in one
+    batched forward pass of (samples * A) inputs."""
+
+    cfg: EotPgdAttack
+    eot = True
+
+    def gradient(
         self,
         model: Model,
-        x0: torch.Tensor,
+        x: torch.Tensor,
         y: torch.Tensor,
-        eps: float,
-        bounds: Bounds,
+        loss: str | Loss,
         generator: torch.Generator | None,
-        random_start: bool,
-    ) -> torch.Tensor:
-        step = self.cfg.rel_step * eps
-        x = x0.clone()
-        if random_start:
-            x = clip_box(x0 + self.norm.random_init(x0.shape, eps, generator, x0.device), bounds)
-        found = torch.zeros(len(y), dtype=torch.bool, device=x0.device)
-        x_found = x.clone()
-        for _ in range(self.cfg.steps):
-            g, logits = loss_grad(model, x, y, self.cfg.loss)
-            newly = ~correct(logits, y) & ~found  # keep the first iterate that fooled the model
-            x_found[newly] = x[newly]
-            found |= newly
-            x = self.project(x0, x + step * self.norm.steepest(g), eps, bounds)
-        x_found[~found] = x[~found]
-        return x_found
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.cfg.samples
+        xr = x.repeat(s, *([1] * (x.dim() - 1)))  # (S*A, *D)
+        if self.cfg.noise > 0:
+            noise = torch.randn(xr.shape, generator=generator).to(x.device)
+            xr = xr + self.cfg.noise * noise  # the gradient w.r.t. x equals that w.r.t. x + noise
+        g, logits = loss_grad(model, xr, y.repeat(s), loss)
+        return g.reshape(s, *x.shape).mean(0), logits.reshape(s, len(y), -1).mean(0)
+
+
+class Bpda(Pgd):
+    """PGD through a straight-through backward pass: every ``Quantize`` in the model passes
+    gradients as the identity (Athalye et al.'s BPDA), the forward pass stays the real one."""
+
+    cfg: BpdaAttack
+
+    def gradient(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        loss: str | Loss,
+        generator: torch.Generator | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        from adv_core.defenses import straight_through
+
+        if not isinstance(model, torch.nn.Module):
+            return loss_grad(model, x, y, loss)
+        with straight_through(model):
+            return loss_grad(model, x, y, loss)

@@ -1,15 +1,29 @@
 """Attack configs, discriminated on ``name``. ``eps`` is the list of budgets evaluated in one
-call (a column of the results, not a grid axis)."""
+call (a column of the results, not a grid axis). Names are stable: fgsm, pgd, apgd, cw, square,
+eot_pgd, bpda, transfer, sparse, exact, min_norm, fooling.
+
+For ``sparse`` (norm l0) eps counts changed input entries; for ``fooling`` eps is the linf
+radius of the optimisation around each random-noise input (0: pure noise).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from adv_core.config._base import Frozen
 
 NormName = Literal["linf", "l2", "l1"]
+Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
 class _AttackBase(Frozen):
@@ -23,6 +37,11 @@ class _AttackBase(Frozen):
         if len(set(v)) != len(v):
             raise ValueError("eps values must not repeat")
         return tuple(sorted(v))
+
+
+def _check_norm(norm: str, base_norm: str) -> None:
+    if base_norm != norm:
+        raise ValueError(f"the base attack's norm {base_norm!r} differs from {norm!r}")
 
 
 class FgsmAttack(_AttackBase):
@@ -45,10 +64,156 @@ class PgdAttack(_AttackBase):
     loss: Literal["ce", "margin"] = "ce"
 
 
+class EotPgdAttack(PgdAttack):
+    """PGD whose gradient averages ``samples`` draws of the model's randomness (EOT, Athalye
+    et al. 2018), optionally over Gaussian input noise of std ``noise`` too."""
+
+    name: Literal["eot_pgd"] = "eot_pgd"  # type: ignore[assignment]
+    samples: PositiveInt = 10
+    noise: NonNegativeFloat = 0.0
+
+
+class BpdaAttack(PgdAttack):
+    """PGD with a straight-through backward pass through non-differentiable preprocessing
+    (BPDA, Athalye et al. 2018): the forward pass is the real model."""
+
+    name: Literal["bpda"] = "bpda"  # type: ignore[assignment]
+
+
+class ApgdAttack(_AttackBase):
+    """Auto-PGD (Croce and Hein 2020) with the AutoAttack step-size schedule.
+
+    ``loss``: ce, dlr, dlr_targeted (the ``n_targets`` runner-up classes in turn) or ``auto``
+    (ce, then targeted dlr on what survives: AutoAttack's white-box part).
+    """
+
+    name: Literal["apgd"] = "apgd"
+    steps: PositiveInt = 100
+    restarts: PositiveInt = 1
+    loss: Literal["ce", "dlr", "dlr_targeted", "auto"] = "ce"
+    n_targets: PositiveInt = 3
+    rho: Fraction = 0.75
+    momentum: Fraction = 0.75
+
+
+class CwAttack(_AttackBase):
+    """Carlini-Wagner l2 as a minimum-norm attack: tanh change of variables (with a box), Adam,
+    a binary search over the constant c. Reports each example's smallest successful distance."""
+
+    name: Literal["cw"] = "cw"
+    norm: Literal["l2"] = "l2"  # type: ignore[assignment]
+    steps: PositiveInt = 100
+    search_steps: PositiveInt = 6
+    lr: PositiveFloat = 0.05
+    c_init: PositiveFloat = 1.0
+    kappa: NonNegativeFloat = 0.0
+    refine_steps: NonNegativeInt = 12
+
+
+class SquareAttack(_AttackBase):
+    """Score-based black-box Square attack (Andriushchenko et al. 2020): random square updates
+    accepted when the margin loss rises. ``queries`` forward passes per example at most."""
+
+    name: Literal["square"] = "square"
+    queries: PositiveInt = 1000
+    p_init: Fraction = 0.1
+    restarts: PositiveInt = 1
+
+
+class SparseAttack(_AttackBase):
+    """l0 attack (PGD0, Croce and Hein 2019): eps is the number of input entries that may
+    change; steps of size ``step`` on the normalised margin gradient, projected onto the
+    k-sparse set inside the box. Needs bounded inputs."""
+
+    name: Literal["sparse"] = "sparse"
+    norm: Literal["l0"] = "l0"  # type: ignore[assignment]
+    eps: tuple[NonNegativeFloat, ...] = (0.0, 1.0, 4.0)
+    steps: PositiveInt = 50
+    step: PositiveFloat = 1.0
+    restarts: PositiveInt = 1
+
+    @field_validator("eps")
+    def _counts(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(e != int(e) for e in v):
+            raise ValueError("l0 budgets count input entries and must be whole numbers")
+        return v
+
+
 class ExactAttack(_AttackBase):
-    """Closed-form robust accuracy of a linear model (THEORY.md section 1); errors otherwise."""
+    """Closed-form robust accuracy of a linear model (THEORY.md section 1); errors otherwise.
+    Exact for linf, l2, l1 and l0 (l0 needs the box), with or without the box."""
 
     name: Literal["exact"] = "exact"
+    norm: Literal["linf", "l2", "l1", "l0"] = "linf"  # type: ignore[assignment]
 
 
-AttackConfig = Annotated[FgsmAttack | PgdAttack | ExactAttack, Field(discriminator="name")]
+class TransferAttack(_AttackBase):
+    """Adversarial examples crafted by ``base`` on a source model, scored on the target.
+
+    Source: ``source_path`` (a saved ensemble folder, e.g. another cell's) or this cell's
+    ensemble; ``source_member`` picks one member of it (None: the whole ensemble). Rows carry
+    ``source_member`` (-1 for a whole ensemble)."""
+
+    name: Literal["transfer"] = "transfer"
+    base: Annotated[
+        FgsmAttack | PgdAttack | ApgdAttack | EotPgdAttack | BpdaAttack,
+        Field(discriminator="name"),
+    ] = PgdAttack()
+    source_member: NonNegativeInt | None = None
+    source_path: str | None = None
+
+    @model_validator(mode="after")
+    def _same_norm(self) -> TransferAttack:
+        _check_norm(self.norm, self.base.norm)
+        return self
+
+
+FixedEpsAttack = Annotated[
+    FgsmAttack | PgdAttack | EotPgdAttack | BpdaAttack | ApgdAttack | SquareAttack,
+    Field(discriminator="name"),
+]
+
+
+class MinNormAttack(_AttackBase):
+    """Per-example minimal eps of the fixed-eps attack ``base`` by bisection on [0, max_eps]
+    (``bisection_steps`` halvings), so one run yields the whole robustness-vs-eps curve; rows
+    are reported at ``eps``. ``norm`` must match the base attack's."""
+
+    name: Literal["min_norm"] = "min_norm"
+    base: FixedEpsAttack = PgdAttack()
+    max_eps: PositiveFloat = 1.0
+    bisection_steps: PositiveInt = 10
+
+    @model_validator(mode="after")
+    def _same_norm(self) -> MinNormAttack:
+        _check_norm(self.norm, self.base.norm)
+        return self
+
+
+class FoolingAttack(_AttackBase):
+    """Fooling inputs ("rubbish class", Goodfellow et al. 2015; Nguyen et al. 2015): random
+    noise inputs (uniform in the box, else N(0, I)), optionally pushed by ``steps`` PGD steps
+    on the top softmax probability within linf radius eps. An input fools the model when its
+    top probability exceeds ``confidence``. Rows: robust_acc = fraction NOT fooled."""
+
+    name: Literal["fooling"] = "fooling"
+    confidence: Fraction = 0.9
+    steps: NonNegativeInt = 10
+    rel_step: PositiveFloat = 0.25
+
+
+AttackConfig = Annotated[
+    FgsmAttack
+    | PgdAttack
+    | EotPgdAttack
+    | BpdaAttack
+    | ApgdAttack
+    | CwAttack
+    | SquareAttack
+    | SparseAttack
+    | ExactAttack
+    | TransferAttack
+    | MinNormAttack
+    | FoolingAttack,
+    Field(discriminator="name"),
+]

@@ -1,0 +1,122 @@
+"""Auto-PGD (Croce and Hein 2020, "Reliable evaluation of adversarial robustness ...").
+
+Step-size schedule as in AutoAttack: initial step 2 * eps; checkpoints after 22% of the
+iterations, then ever shorter phases (3% shorter each time, at least 6%); at a checkpoint the
+step halves (and the iterate restarts from the best point) when fewer than ``rho`` of the phase's
+steps raised the loss, or when the step was not halved last time and the best loss did not
+improve. Momentum 0.75. Losses: CE, DLR (difference of logits ratio) and targeted DLR.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from adv_core.attacks.base import LOSSES, Attack, Bounds, Loss, Model, bcast, clip_box
+from adv_core.config.attacks import ApgdAttack
+
+
+def targeted_dlr(target: torch.Tensor) -> Loss:
+    """Targeted DLR towards ``target`` (B,): (z_t - z_y) / (z_pi1 - (z_pi3 + z_pi4) / 2)."""
+
+    def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        z = logits.sort(dim=1).values
+        c = z.shape[1]
+        low = (z[:, -3] + z[:, -4]) / 2 if c >= 4 else z[:, 0]
+        diff = logits.gather(1, target[:, None])[:, 0] - logits.gather(1, y[:, None])[:, 0]
+        return diff / (z[:, -1] - low + 1e-12)
+
+    return loss
+
+
+def checkpoint_phases(steps: int) -> list[int]:
+    """Lengths of the phases between checkpoints: 22%, then 3% shorter each, floor 6%."""
+    first, floor, decr = (max(int(f * steps), 1) for f in (0.22, 0.06, 0.03))
+    out, k, total = [], first, 0
+    while total < steps:
+        out.append(k)
+        total += k
+        k = max(k - decr, floor)
+    return out
+
+
+class Apgd(Attack):
+    cfg: ApgdAttack
+
+    def losses(self, model: Model, x: torch.Tensor) -> list[Callable[[torch.Tensor], Loss]]:
+        """The runs in order; each maps the indices it attacks to its loss."""
+        kind = self.cfg.loss
+        runs: list[Callable[[torch.Tensor], Loss]] = []
+        if kind in ("ce", "dlr", "auto"):
+            runs.append(lambda idx, name=("dlr" if kind == "dlr" else "ce"): LOSSES[name])
+        if kind in ("dlr_targeted", "auto"):
+            with torch.no_grad():
+                order = model(x).argsort(dim=1, descending=True)  # (A, C), clean ranking
+            for r in range(1, min(self.cfg.n_targets, order.shape[1] - 1) + 1):
+                runs.append(lambda idx, r=r: targeted_dlr(order[idx, r]))
+        return runs
+
+    def perturb(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        eps: torch.Tensor,
+        bounds: Bounds,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        runs = [m for m in self.losses(model, x) for _ in range(self.cfg.restarts)]
+        best = x.clone()
+        alive = torch.ones(len(y), dtype=torch.bool, device=x.device)
+        for make in runs:
+            idx = alive.nonzero()[:, 0]
+            if len(idx) == 0:
+                break
+            xa = self._run(model, x[idx], y[idx], eps[idx], bounds, generator, make(idx))
+            best[idx] = xa
+            alive[idx[self.hits(model, xa, y[idx])]] = False
+        return best
+
+    def _run(
+        self,
+        model: Model,
+        x0: torch.Tensor,
+        y: torch.Tensor,
+        eps: torch.Tensor,
+        bounds: Bounds,
+        generator: torch.Generator | None,
+        loss: Loss,
+    ) -> torch.Tensor:
+        x = clip_box(x0 + self.norm.random_init(x0.shape, eps, generator, x0.device), bounds)
+        step = 2 * eps  # (A,)
+        g, logits = self.gradient(model, x, y, loss, generator)
+        cur = loss(logits, y)
+        x_best, g_best, loss_best = x.clone(), g.clone(), cur.clone()
+        found = self.adversarial(logits, y)
+        x_adv = torch.where(bcast(found, x), x, x0)
+        x_prev = x.clone()
+        reduced = torch.zeros_like(found)
+        last_best = loss_best.clone()
+        it = 0
+        for phase in checkpoint_phases(self.cfg.steps):
+            n_up = torch.zeros_like(cur)
+            for _ in range(min(phase, self.cfg.steps - it)):
+                a = self.cfg.momentum if it > 0 else 1.0
+                z = self.project(x0, x + bcast(step, x) * self.norm.steepest(g), eps, bounds)
+                x_new = self.project(x0, x + a * (z - x) + (1 - a) * (x - x_prev), eps, bounds)
+                x_prev, x = x, x_new
+                g, logits = self.gradient(model, x, y, loss, generator)
+                cur = loss(logits, y)
+                newly = self.adversarial(logits, y) & ~found
+                x_adv[newly], found = x[newly], found | newly
+                up = cur > loss_best
+                n_up += up.to(cur.dtype)
+                x_best[up], g_best[up], loss_best = x[up], g[up], torch.maximum(cur, loss_best)
+                it += 1
+            cut = (n_up < self.cfg.rho * phase) | (~reduced & (last_best >= loss_best))
+            reduced, last_best = cut, loss_best.clone()
+            step = torch.where(cut, step / 2, step)
+            x[cut], g[cut] = x_best[cut], g_best[cut]
+            x_prev[cut] = x[cut]
+        return torch.where(bcast(found, x), x_adv, x_best)

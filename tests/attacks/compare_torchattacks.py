@@ -1,0 +1,117 @@
+"""Robust accuracy of every attack on one MLP trained on digits, next to torchattacks.
+
+Run: ``.venv/bin/python -m tests.attacks.compare_torchattacks [--eps 0.1] [--n-eval 400]``.
+Prints one table row per attack (linf unless stated, eps as given; l2 rows use eps * sqrt(d) /
+4 and l0 rows count pixels). torchattacks is a reference only; it never runs inside adv_core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import torch
+
+from adv_core import attacks
+from adv_core.config import attacks as ac
+from adv_core.config.data import DigitsData
+from adv_core.config.models import MlpModel
+from adv_core.config.training import StandardTraining
+from adv_core.data import load
+from adv_core.data.base import DataBundle
+from adv_core.models import Ensemble, new_ensemble
+from adv_core.rng import generator
+from adv_core.training import train
+
+
+def trained_mlp(n_eval: int, seed: int = 0) -> tuple[Ensemble, DataBundle]:
+    bundle = load(DigitsData(), 1000, n_eval, seed)
+    ens = new_ensemble(MlpModel(width=64, depth=2), bundle.input_shape, 10, 1, seed)
+    train(
+        ens,
+        bundle,
+        StandardTraining(epochs=40, batch_size=64, lr=3e-3),
+        generator("t", seed),
+        torch.device("cpu"),
+    )
+    return ens.eval(), bundle
+
+
+def ours(eps: float, l2_eps: float) -> dict[str, object]:
+    return {
+        "fgsm": ac.FgsmAttack(eps=(eps,)),
+        "pgd (20 steps)": ac.PgdAttack(eps=(eps,), steps=20),
+        "pgd (50 steps, 2 restarts)": ac.PgdAttack(eps=(eps,), steps=50, restarts=2, rel_step=0.1),
+        "pgd margin (50 steps)": ac.PgdAttack(eps=(eps,), steps=50, loss="margin", rel_step=0.1),
+        "apgd ce (100)": ac.ApgdAttack(eps=(eps,), steps=100),
+        "apgd dlr (100)": ac.ApgdAttack(eps=(eps,), steps=100, loss="dlr"),
+        "apgd dlr_targeted (100 x 3)": ac.ApgdAttack(eps=(eps,), steps=100, loss="dlr_targeted"),
+        "apgd auto (ce + t-dlr)": ac.ApgdAttack(eps=(eps,), steps=100, loss="auto"),
+        "eot_pgd (20 steps, 4 samples)": ac.EotPgdAttack(eps=(eps,), steps=20, samples=4),
+        "bpda (20 steps)": ac.BpdaAttack(eps=(eps,), steps=20),
+        "square (1000 queries)": ac.SquareAttack(eps=(eps,), queries=1000),
+        "min_norm(pgd) at eps": ac.MinNormAttack(
+            eps=(eps,), base=ac.PgdAttack(steps=20), max_eps=0.5
+        ),
+        "fooling (eps = radius)": ac.FoolingAttack(eps=(eps,)),
+        f"pgd l2 eps={l2_eps:.2f}": ac.PgdAttack(norm="l2", eps=(l2_eps,), steps=50, rel_step=0.1),
+        f"cw l2 eps={l2_eps:.2f}": ac.CwAttack(eps=(l2_eps,)),
+        "sparse l0 k=4": ac.SparseAttack(eps=(4.0,), steps=20),
+    }
+
+
+def reference(model: Ensemble, eps: float, l2_eps: float) -> dict[str, Callable]:
+    import torchattacks as ta
+
+    return {
+        "fgsm": lambda: ta.FGSM(model, eps=eps),
+        "pgd (20 steps)": lambda: ta.PGD(
+            model, eps=eps, alpha=eps / 4, steps=20, random_start=True
+        ),
+        "pgd (50 steps, 2 restarts)": lambda: ta.PGD(model, eps=eps, alpha=eps / 10, steps=50),
+        "apgd ce (100)": lambda: ta.APGD(model, eps=eps, steps=100, loss="ce"),
+        "apgd dlr (100)": lambda: ta.APGD(model, eps=eps, steps=100, loss="dlr"),
+        "apgd dlr_targeted (100 x 3)": lambda: ta.APGDT(model, eps=eps, steps=100, n_classes=10),
+        "eot_pgd (20 steps, 4 samples)": lambda: ta.EOTPGD(
+            model, eps=eps, alpha=eps / 4, steps=20, eot_iter=4
+        ),
+        "square (1000 queries)": lambda: ta.Square(model, eps=eps, n_queries=1000),
+        f"pgd l2 eps={l2_eps:.2f}": lambda: ta.PGDL2(
+            model, eps=l2_eps, alpha=l2_eps / 10, steps=50
+        ),
+        f"cw l2 eps={l2_eps:.2f}": lambda: ta.CW(model, c=1.0, steps=100, lr=0.05),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--eps", type=float, default=0.1)
+    ap.add_argument("--n-eval", type=int, default=400)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    model, bundle = trained_mlp(args.n_eval)
+    x, y = bundle.x_test, bundle.y_test
+    l2_eps = args.eps * (x[0].numel() ** 0.5) / 4
+    clean = float((model(x).argmax(1) == y).float().mean())
+    print(f"MLP 64x2 on digits 8x8, n_eval={len(y)}, clean acc {clean:.3f}")
+    print(f"{'attack':34s} {'ours':>7s} {'s':>6s} {'torchattacks':>13s} {'s':>6s}")
+    refs = reference(model, args.eps, l2_eps)
+    for name, cfg in ours(args.eps, l2_eps).items():
+        t0 = time.perf_counter()
+        res = attacks.build(cfg)(model, x, y, cfg.eps, bounds=(0.0, 1.0), generator=generator(name))  # type: ignore[attr-defined]
+        t1 = time.perf_counter()
+        ref, t_ref = "", ""
+        if name in refs:
+            atk = refs[name]()
+            t2 = time.perf_counter()
+            xr = atk(x, y)
+            t_ref = f"{time.perf_counter() - t2:6.2f}"
+            ref = f"{float((model(xr).argmax(1) == y).float().mean()):13.3f}"
+        print(
+            f"{name:34s} {float(res.robust_acc()[-1]):7.3f} {t1 - t0:6.2f} {ref:>13s} {t_ref:>6s}"
+        )
+
+
+if __name__ == "__main__":
+    main()
