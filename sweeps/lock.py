@@ -154,13 +154,22 @@ class LeaseLock:
         return info is not None and info.get("token") == self.token
 
     def acquire(
-        self, wait: bool = True, timeout_s: float | None = None, poll_s: float = 1.0
+        self,
+        wait: bool = True,
+        timeout_s: float | None = None,
+        poll_s: float = 1.0,
+        on_wait: Callable[[dict[str, Any] | None], None] | None = None,
     ) -> None:
-        """Take the lock; with ``wait`` poll until it is free (or ``timeout_s`` passes)."""
+        """Take the lock; with ``wait`` poll until it is free (or ``timeout_s`` passes).
+        ``on_wait`` is told the holder once, when we start waiting."""
         t0 = time.monotonic()
+        told = False
         while not self.try_acquire():
             if not wait or (timeout_s is not None and time.monotonic() - t0 > timeout_s):
                 raise LockHeld(f"{self.path} is held by {self.holder()}")
+            if on_wait is not None and not told:
+                on_wait(self.holder())
+                told = True
             time.sleep(poll_s)
 
     def release(self) -> None:

@@ -4,6 +4,7 @@ keep the run manifest up to date. Shared by ``sweeps run``, ``sweeps nightly`` a
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -60,7 +61,10 @@ def run_sweep(
     waits (or, with ``lock_wait=False``, raises LockHeld) and then finds the work done."""
     rid = run_id or default_run_id(spec)
     lock = ResultStore(results).run_lock(spec.name, rid)
-    lock.acquire(wait=lock_wait)
+    lock.acquire(
+        wait=lock_wait,
+        on_wait=lambda h: print(f"waiting for {lock.path}, held by {h}", file=sys.stderr),
+    )
     try:
         return _run_sweep_locked(spec, results, rid, **kwargs)
     finally:
