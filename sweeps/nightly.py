@@ -54,6 +54,15 @@ def diff_interval(k1: int, n1: int, k0: int, n0: int, z: float) -> tuple[float, 
     return d - math.hypot(p1 - l1, u0 - p0), d + math.hypot(u1 - p1, p0 - l0)
 
 
+def judge(
+    k_now: int, n_now: int, k_prev: int, n_prev: int, z: float, threshold: float
+) -> tuple[float, float, float, bool]:
+    """(difference, interval lo, hi, regressed): a drop beyond the threshold AND the interval."""
+    lo, hi = diff_interval(k_now, n_now, k_prev, n_prev, z)
+    diff = k_now / n_now - k_prev / n_prev
+    return diff, lo, hi, (-diff > threshold and hi < 0.0)
+
+
 @dataclass
 class GroupChange:
     key: dict[str, Any]
@@ -122,12 +131,10 @@ def compare_runs(
     z = NormalDist().inv_cdf(1 - alpha / (2 * max(1, both.height)))
     out = Comparison(run_id, previous, threshold, alpha, z)
     for r in both.iter_rows(named=True):
-        lo, hi = diff_interval(r["k"], r["n"], r["k_prev"], r["n_prev"], z)
-        acc_now, acc_prev = r["k"] / r["n"], r["k_prev"] / r["n_prev"]
-        diff = acc_now - acc_prev
+        diff, lo, hi, bad = judge(r["k"], r["n"], r["k_prev"], r["n_prev"], z, threshold)
         out.groups.append(GroupChange(
-            {k: r[k] for k in GROUP_KEYS}, r["n_prev"], r["n"], acc_prev, acc_now, diff, lo, hi,
-            regression=(-diff > threshold and hi < 0.0),
+            {k: r[k] for k in GROUP_KEYS}, r["n_prev"], r["n"], r["k_prev"] / r["n_prev"],
+            r["k"] / r["n"], diff, lo, hi, bad,
         ))  # fmt: skip
     out.only_now = (
         now.join(prev, on=keys, how="anti", nulls_equal=True).select(GROUP_KEYS).to_dicts()
