@@ -1,0 +1,140 @@
+"""Library pieces: hull LP, pooled curves and envelope, dataset parameters, nightly
+regressions, figures written as PNG, and no torch/ray behind ``import analysis``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from synthetic_results import SC_DIMS, SC_N, SEEDS
+
+from analysis import claims, load, load_examples
+from analysis.curves import accuracy_vs, pooled, upper_envelope
+from analysis.figures import save_figure
+from analysis.hull import gaussian_hull_curve, hull_fraction, in_hull
+from analysis.load import with_dataset_params
+from analysis.nightly import nightly_runs, regressions, trend
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def frame(synthetic_results: Path) -> pl.DataFrame:
+    lf = load(str(synthetic_results)).filter(pl.col("sweep") != "nightly")
+    return with_dataset_params(lf).collect()
+
+
+def test_in_hull_simplex_cases() -> None:
+    simplex = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    assert in_hull(simplex, np.array([0.2, 0.2]))
+    assert in_hull(simplex, np.array([1.0, 0.0]))  # a vertex
+    assert not in_hull(simplex, np.array([0.6, 0.6]))
+    assert hull_fraction(simplex, np.array([[0.1, 0.1], [2.0, 2.0]])) == 0.5
+
+
+def test_hull_fraction_vanishes_with_d() -> None:
+    curve = gaussian_hull_curve([1, 4, 32], [200], n_test=30, seeds=[0]).sort("d")
+    inside = curve["inside"].to_list()
+    assert inside[0] > 0.9 and inside[-1] == 0.0 and inside[0] >= inside[1] >= inside[2]
+
+
+def test_pooled_counts_and_intervals(frame: pl.DataFrame) -> None:
+    rows = claims.family(frame, "gaussian", ds_theta="pm1")
+    curves = accuracy_vs(rows, "n_train", by=["d", "eps"])
+    assert curves.height == len(SC_DIMS) * len(SC_N) * 2
+    one = curves.filter((pl.col("d") == 64) & (pl.col("n_train") == 4) & (pl.col("eps") == 0.6))
+    raw = rows.filter((pl.col("d") == 64) & (pl.col("n_train") == 4) & (pl.col("eps") == 0.6))
+    assert one["robust"][0] == raw["n_robust"].sum() and one["cells"][0] == len(SEEDS)
+    assert one["robust_acc"][0] == pytest.approx(raw["n_robust"].sum() / raw["n_eval"].sum())
+    assert (curves["robust_acc_lo"] <= curves["robust_acc"]).all()
+    assert (curves["robust_acc"] <= curves["robust_acc_hi"]).all()
+    assert (curves["clean_acc_lo"] <= curves["clean_acc"]).all()
+
+
+def test_upper_envelope_takes_the_best_configuration() -> None:
+    curves = pl.DataFrame(
+        {
+            "dataset": ["g"] * 4,
+            "eps": [0.1, 0.1, 0.2, 0.2],
+            "train_eps": [0.0, 0.1, 0.0, 0.1],
+            "model": ["linear", "mlp", "mlp", "linear"],
+            "robust_acc": [0.5, 0.7, 0.4, 0.3],
+        }
+    )
+    env = upper_envelope(curves).sort("eps")
+    assert env["robust_acc"].to_list() == [0.7, 0.4]
+    assert env["best_model"].to_list() == ["mlp", "mlp"]
+    assert env["best_train_eps"].to_list() == [0.1, 0.0]
+
+
+def test_dataset_params_from_config(frame: pl.DataFrame) -> None:
+    dense = frame.filter(pl.col("ds_theta") == "dense")
+    assert dense["ds_r"].unique().to_list() == [3.0]
+    pm1 = frame.filter((pl.col("ds_theta") == "pm1") & (pl.col("d") == 256))
+    assert pm1["noise_sigma"].unique().to_list() == [pytest.approx(4.0)]
+    ts = frame.filter(pl.col("dataset") == "tsipras")
+    assert (ts["d"] == ts["ds_d"] + 1).all() and ts["ds_p"].unique().to_list() == [0.9]
+
+
+def test_schmidt_bound_and_bayes_checks(frame: pl.DataFrame) -> None:
+    normal = pooled(claims.family(frame, "gaussian", ds_theta="normal"), ["d", "n_train", "eps"])
+    assert (
+        normal.height == 8 and claims.bound_violations(normal, "any_learner_robust_acc").is_empty()
+    )
+    above = normal.with_columns((pl.col("robust_acc_lo") - 0.01).alias("ceiling"))
+    assert claims.bound_violations(above, "ceiling").height == normal.height
+
+
+def test_nightly_regression_only_in_the_last_run(synthetic_results: Path) -> None:
+    lf = load(str(synthetic_results), sweep="nightly")
+    runs = nightly_runs(lf)
+    assert runs == ["nightly-20260101", "nightly-20260102", "nightly-20260103"]
+    tr = regressions(trend(lf, runs))
+    bad = tr.filter(pl.col("regression"))
+    assert bad["run"].to_list() == ["nightly-20260103"]
+    assert bad["eps"].to_list() == [0.3] and bad["diff_hi"][0] < 0
+    assert tr.filter(pl.col("run") == runs[0])["diff"].null_count() == 2
+
+
+def test_sphere_distances_from_examples(frame: pl.DataFrame, synthetic_results: Path) -> None:
+    ex = load_examples(str(synthetic_results)).collect()
+    sph = claims.sphere_distances(frame, ex)
+    assert sph.height == 1 and 0 < sph["mu"][0] < 0.2
+    inner = ex.filter(pl.col("label") == 0)
+    dist = inner.select(
+        pl.when(pl.col("clean_correct")).then(pl.col("min_distance")).otherwise(0.0).median()
+    ).item()
+    assert sph["distance"][0] == pytest.approx(dist)
+
+
+def test_figures_are_written_as_png(frame: pl.DataFrame, tmp_path: Path) -> None:
+    from analysis import theory
+    from analysis.figures_claims import accuracy_vs_n, error_vs_scaled_eps, hull_curve
+
+    curves = pooled(claims.family(frame, "gaussian", ds_theta="pm1"), ["d", "eps", "n_train"])
+    dense = pooled(claims.family(frame, "gaussian", ds_theta="dense"), ["d", "eps"])
+    figs = {
+        "vs-n": accuracy_vs_n(curves.filter(pl.col("eps") > 0)),
+        "dense": error_vs_scaled_eps(dense, theory.dense([16, 64], [0.0, 0.1, 0.5]), 3.0),
+        "hull": hull_curve(pl.DataFrame({"d": [1, 2], "n_train": [10, 10], "inside": [1.0, 0.5]})),
+    }
+    for name, fig in figs.items():
+        path = save_figure(fig, name, tmp_path / "figs")
+        assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert save_figure(figs["hull"], "x", None) is None
+
+
+def test_importing_analysis_loads_neither_torch_nor_ray() -> None:
+    mods = [
+        "analysis", "analysis.load", "analysis.curves", "analysis.theory", "analysis.transitions",
+        "analysis.hull", "analysis.claims", "analysis.figures", "analysis.figures_claims",
+        "analysis.figures_misc", "analysis.nightly", "analysis.transfer", "analysis.report",
+    ]  # fmt: skip
+    code = f"import sys; [__import__(m) for m in {mods!r}]; print(sorted(m for m in ('torch', 'ray') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
