@@ -60,6 +60,14 @@ def nightly(
     html: HtmlOpt = True,
     workers: WorkersOpt = None,
     address: AddressOpt = None,
+    report_only: Annotated[
+        bool,
+        typer.Option(
+            "--report-only",
+            help="Do not run cells (they ran elsewhere, e.g. `sweeps submit --run-id "
+            "nightly-YYYYMMDD`); only compare and write the report.",
+        ),
+    ] = False,
 ) -> None:
     """Run SPEC as nightly-YYYYMMDD, compare with the previous nightly, write
     reports/<run_id>.{md,json[,html]}; exit 3 on regression."""
@@ -73,7 +81,7 @@ def nightly(
     _check_unit("--alpha", alpha)
     res = run_nightly(
         s, results, day, threshold=threshold, alpha=alpha, retrain=retrain, html=html,
-        workers=workers, address=address,
+        workers=workers, address=address, report_only=report_only,
     )  # fmt: skip
     rep = res.report
     out.print(

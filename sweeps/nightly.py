@@ -313,24 +313,33 @@ def run_nightly(
     alpha: float = 0.05,
     retrain: bool = False,
     html: bool = True,
+    report_only: bool = False,
     **run_kwargs: Any,
 ) -> NightlyOutcome:
-    """Run (or resume) ``spec`` as nightly-YYYYMMDD, then report; exit 3 on regression."""
-    from sweeps.runner import EXIT_REGRESSION, run_sweep
+    """Run (or resume) ``spec`` as nightly-YYYYMMDD, then report; exit 3 on regression.
+    ``report_only`` skips the run (the cells were run elsewhere, e.g. by ``sweeps submit``)."""
+    from sweeps.runner import EXIT_FAILED, EXIT_OK, EXIT_REGRESSION, run_sweep
 
     run_id = nightly_run_id(date)
     nightly = {"date": date.isoformat(), "threshold": threshold, "alpha": alpha, "retrain": retrain}
-    outcome = run_sweep(
-        spec,
-        results,
-        run_id,
-        reuse_models=not retrain,
-        extra_manifest={"nightly": nightly},
-        **run_kwargs,
-    )
     store = ResultStore(results)
+    if report_only:  # a cell that is missing or failed makes the night a failure (exit 1)
+        from sweeps.plan import plan
+
+        done, _ = store.cell_status(spec.name, run_id)
+        ok = all(done.get(c.cell_hash) in ("ok", "diverged") for c in plan(spec))
+        run_code = EXIT_OK if ok else EXIT_FAILED
+    else:
+        run_code = run_sweep(
+            spec,
+            results,
+            run_id,
+            reuse_models=not retrain,
+            extra_manifest={"nightly": nightly},
+            **run_kwargs,
+        ).exit_code
     rep, paths = write_reports(
         store, spec.name, run_id, threshold=threshold, alpha=alpha, html=html
     )
-    code = EXIT_REGRESSION if rep["regression"] else outcome.exit_code
+    code = EXIT_REGRESSION if rep["regression"] else run_code
     return NightlyOutcome(run_id, rep, paths, code)
