@@ -72,7 +72,7 @@ class RayBackend:
         fault: str | None = None,
     ) -> None:
         self.gpus_per_worker = gpus_per_worker if cluster_gpus() > 0 else 0.0
-        self._cls = ray.remote(RayCellRunner).options(  # type: ignore[attr-defined]
+        self._cls = ray.remote(RayCellRunner).options(
             num_cpus=cpus_per_worker,
             num_gpus=self.gpus_per_worker,
             max_restarts=-1,
@@ -86,9 +86,13 @@ class RayBackend:
             os.environ.get(FAULT_ENV, "") if fault is None else fault,
         )
         self.actors: list[Any] = [self._cls.remote(*self._args) for _ in range(n_workers)]
-        self.idle: list[int] = list(range(n_workers))
+        self.idle: list[int] = []
         self.busy: dict[Any, int] = {}  # task ref -> actor index
         self.reviving: dict[Any, tuple[int, float]] = {}  # ping ref -> (actor index, since)
+        # A new actor gets work once it answers a ping, so that its start-up (process spawn,
+        # imports) never counts against a cell's timeout.
+        for i in range(n_workers):
+            self.reviving[self.actors[i].info.remote()] = (i, time.monotonic())
         self.backoff: dict[int, tuple[float, float]] = {}  # actor index -> (ping again at, since)
         self.revive_timeout_s = revive_timeout_s
         self.lost = 0  # actors lost (process or node died) or killed after a timeout
