@@ -37,6 +37,10 @@ demo: install $(RAY_HOME)/ray_bootstrap_config.yaml
 test: install $(RAY_HOME)/ray_bootstrap_config.yaml
 	$(RUN_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
+# Side-by-side speed benchmarks (BENCHMARKS.md): prints the table, writes benchmarks/results/.
+bench: install $(RAY_HOME)/ray_bootstrap_config.yaml
+	$(RUN_ENV) $(PY) -m benchmarks $(BENCH_ARGS)
+
 lint: install
 	$(VENV)/bin/ruff check .
 

@@ -1,0 +1,152 @@
+"""Items 1-3: PGD against torchattacks, an attack step against the floor, and the
+robust-accuracy curve over many eps (the cascade) against one eps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from adv_core import attacks
+from adv_core.attacks.base import predict_correct
+from adv_core.config.attacks import PgdAttack
+from adv_core.rng import generator
+from benchmarks.core import Measurement, Scale, best, interleaved
+from benchmarks.fixtures import EPS, REL_STEP, Target, targets
+
+
+def ours_pgd(t: Target, steps: int, epsilons: list[float]) -> Callable[[], attacks.AttackResult]:
+    """Our PGD (linf, random start, one restart) as used by run_cell."""
+    cfg = PgdAttack(norm="linf", eps=tuple(epsilons), steps=steps, restarts=1, rel_step=REL_STEP)
+    attack = attacks.build(cfg)
+
+    def run() -> attacks.AttackResult:
+        gen = generator("bench-attack", t.name)
+        return attack(t.model, t.x, t.y, epsilons, bounds=t.bounds, generator=gen)
+
+    return run
+
+
+def torchattacks_pgd(t: Target, steps: int) -> Any:
+    """torchattacks.PGD with our budget, step size, steps and random start."""
+    import torchattacks
+
+    return torchattacks.PGD(t.model, eps=EPS, alpha=REL_STEP * EPS, steps=steps, random_start=True)
+
+
+def reference_pgd(t: Target, steps: int) -> Callable[[], torch.Tensor]:
+    """The reference side of item 1: torchattacks' PGD on the same batch."""
+    atk = torchattacks_pgd(t, steps)
+
+    def run() -> torch.Tensor:
+        torch.manual_seed(0)
+        return atk(t.x, t.y)
+
+    return run
+
+
+def floor_loop(t: Target, x: torch.Tensor, y: torch.Tensor, steps: int) -> Callable[[], None]:
+    """The floor: ``steps`` x (one forward + one input-gradient backward), nothing else."""
+
+    def run() -> None:
+        for _ in range(steps):
+            xi = x.detach().requires_grad_(True)
+            loss = F.cross_entropy(t.model(xi), y, reduction="sum")
+            torch.autograd.grad(loss, xi)
+
+    return run
+
+
+def bench_vs_torchattacks(t: Target, scale: Scale) -> Measurement:
+    """Item 1: ours / torchattacks PGD time at equal settings, with both robust accuracies."""
+    sides = {"ours": ours_pgd(t, scale.steps, [EPS]), "torchattacks": reference_pgd(t, scale.steps)}
+    samples, last = interleaved(sides, scale.repeats)
+    ours_acc = float(last["ours"].robust_acc()[0])
+    with torch.no_grad():
+        ref_acc = float(predict_correct(t.model, last["torchattacks"], t.y).float().mean())
+    clean = float(predict_correct(t.model, t.x, t.y).float().mean())
+    o, r = best(samples["ours"]), best(samples["torchattacks"])
+    return Measurement(
+        "1 pgd vs torchattacks",
+        f"{t.name} linf {scale.steps} steps, batch {len(t.y)}",
+        o / r,
+        0.9,
+        ours_s=o,
+        reference_s=r,
+        reference="torchattacks",
+        details={
+            "robust_acc_ours": ours_acc,
+            "robust_acc_torchattacks": ref_acc,
+            "clean_acc": clean,
+            "eps": EPS,
+            "equal_or_lower_robust_acc": ours_acc <= ref_acc,
+            "samples": samples,
+        },
+    )
+
+
+def bench_vs_floor(t: Target, scale: Scale) -> Measurement:
+    """Item 2: time per PGD step vs one bare forward + input-gradient backward.
+
+    Both run on the clean-correct examples (the ones PGD attacks), ``steps`` iterations; our
+    side also pays its fixed work (clean check, random start, final check)."""
+    keep = predict_correct(t.model, t.x, t.y)
+    sub = Target(t.name, t.model, t.x[keep], t.y[keep], t.bounds)
+    sides = {
+        "ours": ours_pgd(sub, scale.steps, [EPS]),
+        "floor": floor_loop(sub, sub.x, sub.y, scale.steps),
+    }
+    samples, _ = interleaved(sides, scale.repeats)
+    o, f = best(samples["ours"]) / scale.steps, best(samples["floor"]) / scale.steps
+    return Measurement(
+        "2 attack step vs floor",
+        f"{t.name} per step, batch {len(sub.y)}",
+        o / f,
+        1.10,
+        ours_s=o,
+        reference_s=f,
+        reference="fwd+bwd",
+        details={"steps": scale.steps, "samples": samples},
+    )
+
+
+def bench_cascade(t: Target, scale: Scale) -> Measurement:
+    """Item 3: one call over ``n_eps`` budgets vs one eps (the mean of the single-eps calls,
+    i.e. a per-eps loop divided by the number of eps)."""
+    grid = [EPS * (k + 1) / scale.n_eps for k in range(scale.n_eps)]
+    sides: dict[str, Callable[[], Any]] = {"cascade": ours_pgd(t, scale.steps, grid)}
+    for e in grid:
+        sides[f"eps={e:.4f}"] = ours_pgd(t, scale.steps, [e])
+    samples, last = interleaved(sides, scale.repeats)
+    cascade = best(samples["cascade"])
+    singles = [best(v) for k, v in samples.items() if k != "cascade"]
+    one = sum(singles) / len(singles)
+    return Measurement(
+        "3 eps curve vs one eps",
+        f"{t.name} {scale.n_eps} eps, batch {len(t.y)}",
+        cascade / one,
+        3.0,
+        ours_s=cascade,
+        reference_s=one,
+        reference="one eps",
+        details={
+            "per_eps_loop_s": sum(singles),
+            "vs_per_eps_loop": cascade / sum(singles),
+            "eps": grid,
+            "robust_acc": [float(a) for a in last["cascade"].robust_acc()],
+            "samples": samples,
+        },
+    )
+
+
+def run(scale: Scale) -> list[Measurement]:
+    out: list[Measurement] = []
+    ts = targets(scale.batch, epochs=2 if scale.name == "full" else 1)
+    for t in ts:
+        out.append(bench_vs_torchattacks(t, scale))
+    for t in ts:
+        out.append(bench_vs_floor(t, scale))
+    out.append(bench_cascade(ts[0], scale))
+    return out
