@@ -53,6 +53,12 @@ def torch_threads(cpus: float) -> int:
     return max(1, int(cpus + 1e-9))
 
 
+def warm_up() -> None:
+    """Build one optimiser: torch imports torch._dynamo on the first (seconds of start-up), which
+    would otherwise land inside the first cell and count against its timeout."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
 class CellRunner:
     """A long-lived worker: one device, torch threads = its CPU share, a dataset cache.
 
@@ -71,6 +77,7 @@ class CellRunner:
     ) -> None:
         self.sink = sink
         torch.set_num_threads(torch_threads(cpus))
+        warm_up()
         self.gpu_ids = [str(g) for g in gpu_ids or []]
         self.device = pick_device(self.gpu_ids)
         self._cache: OrderedDict[str, DataBundle] = OrderedDict()
