@@ -249,9 +249,12 @@ def render_markdown(rep: dict[str, Any], top: int = 10) -> str:
         if rep[key]:
             lines += ["", f"## {title}", ""]
             lines += [f"- {json.dumps(g, sort_keys=True)}" for g in rep[key]]
-    lines += ["", "## Trained ensembles", ""]
-    lines += [f"- {h} reused" for h in models["reused"]]
-    lines += [f"- {h} trained" for h in models["trained"]]
+    lines += ["", "## Trained ensembles (train_hash)", ""]
+    for what in ("reused", "trained"):
+        hashes = models[what]
+        more = f" and {len(hashes) - top * 3} more" if len(hashes) > top * 3 else ""
+        if hashes:
+            lines.append(f"- {what}: {', '.join(hashes[: top * 3])}{more}")
     return "\n".join(lines) + "\n"
 
 

@@ -9,12 +9,16 @@ from sweeps.store import ResultStore
 
 def collect_status(results: str) -> dict[str, Any]:
     store = ResultStore(results)
-    manifests = {(m.get("sweep"), m.get("run_id")): m for m in store.manifests()}
-    keys = set(manifests)
+    manifests = {
+        (str(m["sweep"]), str(m["run_id"])): m
+        for m in store.manifests()
+        if m.get("sweep") and m.get("run_id")
+    }
+    keys: set[tuple[str, str]] = set(manifests)
     for sweep in store.sweeps():
         keys |= {(sweep, r) for r in store.runs(sweep)}
     runs = []
-    for sweep, run_id in sorted(k for k in keys if k[0] and k[1]):
+    for sweep, run_id in sorted(keys):
         done, bad = store.cell_status(sweep, run_id)
         m = manifests.get((sweep, run_id), {})
         planned = int(m.get("cells", len(done)))
