@@ -177,3 +177,14 @@ def rescaled_n(curves: pl.DataFrame) -> pl.DataFrame:
 
 def log_grid(lo: float, hi: float, points: int = 60) -> list[float]:
     return [float(v) for v in np.geomspace(lo, hi, points)]
+
+
+def one_config(
+    rows: pl.DataFrame, model: str = "linear", train_method: str = "standard"
+) -> pl.DataFrame:
+    """Rows of one (model, train_method): the preferred pair when present, else the first."""
+    if rows.is_empty():
+        return rows
+    pairs = rows.select("model", "train_method").unique().sort("model", "train_method").rows()
+    m, t = (model, train_method) if (model, train_method) in pairs else pairs[0]
+    return rows.filter((pl.col("model") == m) & (pl.col("train_method") == t))
