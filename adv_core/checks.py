@@ -87,3 +87,33 @@ def softmax_outputs(logits: torch.Tensor) -> list[str]:
         )
     )
     return [SOFTMAX_OUTPUTS] if in_unit and sums_one else []
+
+
+def randomized_without_eot(randomized: bool, white_box: bool, eot: bool) -> list[str]:
+    """A gradient attack on a randomized model that does not average over its randomness
+    (EOT) follows one noisy gradient draw and overstates robustness (Athalye et al. 2018)."""
+    return [RANDOMIZED_WITHOUT_EOT] if randomized and white_box and not eot else []
+
+
+def black_box_beats_white_box_table(
+    evaluations: Sequence[tuple[str, bool, Sequence[float], Sequence[int]]], n: int
+) -> dict[int, list[str]]:
+    """evaluations: (norm, white_box, epsilons, n_robust) per attack on one target.
+
+    Where some black-box attack leaves fewer robust points than a white-box attack of the same
+    norm at a shared eps (beyond tie noise), both get the flag: the white-box number is
+    suspect (gradient masking). Returns {attack index: flags}."""
+    out: dict[int, list[str]] = {}
+    for i, (norm_w, white_w, eps_w, rob_w) in enumerate(evaluations):
+        if not white_w:
+            continue
+        for j, (norm_b, white_b, eps_b, rob_b) in enumerate(evaluations):
+            if white_b or norm_b != norm_w:
+                continue
+            shared = [
+                (rob_b[eps_b.index(e)], r) for e, r in zip(eps_w, rob_w, strict=True) if e in eps_b
+            ]
+            if shared and black_box_vs_white_box(*zip(*shared, strict=True), n=n):
+                out.setdefault(i, []).append(BLACK_BOX_BEATS_WHITE_BOX)
+                out.setdefault(j, []).append(BLACK_BOX_BEATS_WHITE_BOX)
+    return out

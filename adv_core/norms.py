@@ -89,6 +89,22 @@ class Norm(ABC):
         e = torch.as_tensor(eps, dtype=g.dtype, device=g.device).expand(g.shape[:-1])
         return g.sign() * self.fill(g.abs(), room, e)
 
+    def ascent(
+        self,
+        grad: torch.Tensor,
+        size: torch.Tensor,
+        bounds: tuple[float, float] | None,
+        x: torch.Tensor,
+    ) -> torch.Tensor:
+        """The best first-order step (B, *D) of norm ``size`` (B,) from x inside the box: with
+        no box ``size * steepest(grad)``; with one the exact box-constrained maximiser, so
+        steps do not waste budget on coordinates already at the box edge."""
+        if bounds is None:
+            return _expand(size, grad) * self.steepest(grad)
+        flat = _flat(x)
+        step = self.linear_max(_flat(grad), size, bounds[1] - flat, flat - bounds[0])
+        return step.reshape(grad.shape)
+
     def min_linear_dist(
         self, a: torch.Tensor, room: torch.Tensor, m: torch.Tensor, iters: int = 60
     ) -> torch.Tensor:
@@ -131,6 +147,16 @@ class Linf(Norm):
 
     def fill(self, a: torch.Tensor, room: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         return torch.minimum(room, eps[..., None].expand_as(room)) * (a > 0)
+
+    def ascent(
+        self,
+        grad: torch.Tensor,
+        size: torch.Tensor,
+        bounds: tuple[float, float] | None,
+        x: torch.Tensor,
+    ) -> torch.Tensor:
+        """The sign step: the box clip that follows makes it the box-constrained maximiser."""
+        return _expand(size, grad) * grad.sign()
 
     def vertex(self, n: int) -> float:
         return 1.0

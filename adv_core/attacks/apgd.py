@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import torch
 
-from adv_core.attacks.base import LOSSES, Attack, Bounds, Loss, Model, bcast, clip_box
+from adv_core.attacks.base import LOSSES, Attack, Bounds, Loss, Model, bcast, clip_box, dlr_scale
 from adv_core.config.attacks import ApgdAttack
 
 
@@ -21,11 +21,8 @@ def targeted_dlr(target: torch.Tensor) -> Loss:
     """Targeted DLR towards ``target`` (B,): (z_t - z_y) / (z_pi1 - (z_pi3 + z_pi4) / 2)."""
 
     def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        z = logits.sort(dim=1).values
-        c = z.shape[1]
-        low = (z[:, -3] + z[:, -4]) / 2 if c >= 4 else z[:, 0]
         diff = logits.gather(1, target[:, None])[:, 0] - logits.gather(1, y[:, None])[:, 0]
-        return diff / (z[:, -1] - low + 1e-12)
+        return diff / dlr_scale(logits, targeted=True)
 
     return loss
 
@@ -103,7 +100,7 @@ class Apgd(Attack):
             n_up = torch.zeros_like(cur)
             for _ in range(min(phase, self.cfg.steps - it)):
                 a = self.cfg.momentum if it > 0 else 1.0
-                z = self.project(x0, x + bcast(step, x) * self.norm.steepest(g), eps, bounds)
+                z = self.project(x0, x + self.norm.ascent(g, step, bounds, x), eps, bounds)
                 x_new = self.project(x0, x + a * (z - x) + (1 - a) * (x - x_prev), eps, bounds)
                 x_prev, x = x, x_new
                 g, logits = self.gradient(model, x, y, loss, generator)

@@ -79,11 +79,21 @@ def ce_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, y, reduction="none")
 
 
+def dlr_scale(logits: torch.Tensor, targeted: bool = False) -> torch.Tensor:
+    """DLR's denominator (B,): z_pi1 - z_pi3 (targeted: z_pi1 - (z_pi3 + z_pi4) / 2) from the
+    sorted logits. With too few classes for the formula it is 1 (two classes: the margin)."""
+    z = logits.sort(dim=1).values  # ascending
+    c = z.shape[1]
+    if targeted and c >= 4:
+        return z[:, -1] - (z[:, -3] + z[:, -4]) / 2 + 1e-12
+    if c >= 3:
+        return z[:, -1] - z[:, -3] + 1e-12
+    return torch.ones_like(z[:, 0])
+
+
 def dlr_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Croce and Hein's difference of logits ratio, scale-invariant: (B,)."""
-    z = logits.sort(dim=1).values  # ascending
-    scale = z[:, -1] - z[:, -3] if z.shape[1] >= 3 else z[:, -1] - z[:, 0]
-    return margin_loss(logits, y) / (scale + 1e-12)
+    return margin_loss(logits, y) / dlr_scale(logits)
 
 
 LOSSES: dict[str, Loss] = {"ce": ce_loss, "margin": margin_loss, "dlr": dlr_loss}
@@ -229,7 +239,7 @@ class Attack(ABC):
                 broken[chunk[hit]] = True
             success[k] = broken
             x_adv.append(x_best.clone())
-        return AttackResult(eps_list, x_adv, success)
+        return AttackResult(eps_list, x_adv, success, info={"x": x})
 
 
 def sorted_eps(epsilons: Sequence[float]) -> tuple[float, ...]:
@@ -290,4 +300,4 @@ class MinimumNorm(Attack):
             x_min[chunk[ok]], dist[chunk[ok]] = xm[ok], dm[ok]
         success = torch.stack([dist <= e for e in eps_list])  # (K, N)
         x_adv = [torch.where(bcast(s, x), x_min, x) for s in success]
-        return AttackResult(eps_list, x_adv, success, distances=dist)
+        return AttackResult(eps_list, x_adv, success, distances=dist, info={"x": x})

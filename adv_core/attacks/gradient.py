@@ -10,7 +10,6 @@ from adv_core.attacks.base import (
     Bounds,
     Loss,
     Model,
-    bcast,
     clip_box,
     loss_grad,
 )
@@ -36,7 +35,7 @@ class Fgsm(Attack):
         generator: torch.Generator | None,
     ) -> torch.Tensor:
         g, _ = self.gradient(model, x, y, "ce", generator)
-        return x + bcast(eps, x) * self.norm.steepest(g)
+        return x + self.norm.ascent(g, eps, bounds, x)
 
 
 def pgd_run(
@@ -63,7 +62,7 @@ def pgd_run(
         x = clip_box(x0 + attack.norm.random_init(x0.shape, eps, generator, x0.device), bounds)
     out = x.clone()
     act = torch.arange(len(y), device=x0.device)
-    x0a, ya, ea, step = x0, y, eps, bcast(rel_step * eps, x0)
+    x0a, ya, ea, step = x0, y, eps, rel_step * eps
     for _ in range(steps):
         g, logits = attack.gradient(model, x, ya, loss, generator)
         done = attack.adversarial(logits, ya)
@@ -73,7 +72,7 @@ def pgd_run(
             act, x, x0a, ya, ea, step, g = (t[keep] for t in (act, x, x0a, ya, ea, step, g))
             if len(act) == 0:
                 return out
-        x = attack.project(x0a, x + step * attack.norm.steepest(g), ea, bounds)
+        x = attack.project(x0a, x + attack.norm.ascent(g, step, bounds, x), ea, bounds)
     out[act] = x
     return out
 
