@@ -75,7 +75,8 @@ def transitions_vs_d(
         )
         ax.errorbar(t["d"], t["x_star"], yerr=[lo, hi], fmt="o", color=f"C{i}", label=label)
         if fit is not None and np.isfinite(fit.exponent):
-            xs = np.geomspace(t["d"].min(), t["d"].max(), 50)
+            d_arr = t["d"].cast(pl.Float64).to_numpy()
+            xs = np.geomspace(d_arr.min(), d_arr.max(), 50)
             ax.plot(xs, np.exp(fit.intercept) * xs**fit.exponent, "-", color=f"C{i}", lw=1)
     ax.set_xscale("log")
     ax.set_yscale("log")

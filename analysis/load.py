@@ -21,7 +21,9 @@ from sweeps.schema import (
 
 
 def _polars_schema(arrow_schema: Any) -> dict[str, Any]:
-    return dict(pl.from_arrow(arrow_schema.empty_table()).schema)
+    empty = pl.from_arrow(arrow_schema.empty_table())
+    assert isinstance(empty, pl.DataFrame)  # a table, never a single column
+    return dict(empty.schema)
 
 
 def _resolve(root: str) -> tuple[pafs.FileSystem, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
+from typing import Any
 
 import polars as pl
 
@@ -78,6 +79,6 @@ def regressions(tr: pl.DataFrame, threshold: float = 0.05, alpha: float = 0.05) 
                 "regression": bool(-diff > threshold and hi < 0.0),
             }
         out.append({**row, **extra})
-    schema = {**tr.schema, "prev_robust_acc": pl.Float64, "diff": pl.Float64}
+    schema: dict[str, Any] = {**tr.schema, "prev_robust_acc": pl.Float64, "diff": pl.Float64}
     schema |= {"diff_lo": pl.Float64, "diff_hi": pl.Float64, "regression": pl.Boolean}
     return pl.DataFrame(out, schema=schema)
