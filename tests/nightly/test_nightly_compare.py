@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import invoke, with_count, write_night
+from nightly_helpers import invoke, with_count, write_night
 
 from sweeps.nightly import diff_interval, judge
 from sweeps.store import ResultStore

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import invoke
+from nightly_helpers import invoke
 
 from sweeps.spec import load_spec, loads_spec
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import invoke
+from nightly_helpers import invoke
 
 
 @pytest.mark.slow

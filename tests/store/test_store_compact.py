@@ -7,8 +7,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import RUN, fill
 from polars.testing import assert_frame_equal
+from store_helpers import RUN, fill
 
 from analysis import load
 from analysis.load import load_examples

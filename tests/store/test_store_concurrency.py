@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 import pytest
-from conftest import SPEC
+from store_helpers import SPEC
 
 from analysis import load
 from sweeps.lock import LeaseLock, LockHeld

@@ -9,8 +9,8 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
-from conftest import RUN, SPEC
 from polars.testing import assert_frame_equal
+from store_helpers import RUN, SPEC
 
 from analysis import load
 from analysis.load import load_examples

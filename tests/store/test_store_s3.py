@@ -13,8 +13,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import SPEC
 from polars.testing import assert_frame_equal
+from store_helpers import SPEC
 
 from analysis import load
 from analysis.load import load_examples
