@@ -44,8 +44,9 @@ class Backend(Protocol):
 @dataclass
 class Summary:
     """What happened to every cell. ``workers`` lists, per cell, the worker of each attempt
-    that answered (a lost attempt shows as ``"lost"``); ``finished_at`` is seconds since the
-    start; ``max_in_flight`` is the most cells that were ever running at once."""
+    that answered (a lost attempt shows as ``"lost"``); ``events`` lists every answer as
+    (seconds since the start, cell hash, worker or ``"lost"``); ``finished_at`` is when each
+    cell settled; ``max_in_flight`` is the most cells that were ever running at once."""
 
     total: int
     states: dict[str, CellState] = field(default_factory=dict)
@@ -53,6 +54,7 @@ class Summary:
     errors: dict[str, str] = field(default_factory=dict)
     workers: dict[str, list[str]] = field(default_factory=dict)
     finished_at: dict[str, float] = field(default_factory=dict)
+    events: list[tuple[float, str, str]] = field(default_factory=list)
     max_in_flight: int = 0
     wall_s: float = 0.0
     cell_s: float = 0.0
@@ -136,7 +138,9 @@ class _Settler:
 
     def __call__(self, cell: Cell, outcome: Outcome) -> None:
         h, summary = cell.cell_hash, self.summary
-        summary.workers.setdefault(h, []).append(outcome.worker or "lost")
+        who = outcome.worker or "lost"
+        summary.workers.setdefault(h, []).append(who)
+        summary.events.append((time.perf_counter() - self.t0, h, who))
         if outcome.ok:
             diverged = outcome.status == "diverged"
             self._finish(h, CellState.DIVERGED if diverged else CellState.DONE)

@@ -130,6 +130,10 @@ def test_node_removed_mid_sweep_loses_nothing(
     assert len(lost) == 1 and summary.attempts[lost[0]] == 2
     assert summary.count(CellState.DONE) == 8
     _exactly_once(_files(run_sink), tiny_cells)
+    noticed_s = start + next(t for t, h, w in summary.events if w == "lost") - killed_at
     recovery_s = start + summary.finished_at[lost[0]] - killed_at
-    print(f"\nnode killed -> its cell finished elsewhere: {recovery_s:.2f} s")
+    print(
+        f"\nnode killed -> loss noticed {noticed_s:.2f} s, its cell done elsewhere {recovery_s:.2f} s"
+    )
+    assert 0 < noticed_s < recovery_s
     assert 1.0 < recovery_s < 60
