@@ -17,11 +17,13 @@ import torch
 
 from adv_core import attacks, checks, data, theory
 from adv_core.attacks.base import margin_loss, predict_correct
+from adv_core.attacks.exact import Exact
+from adv_core.attacks.transfer import Transfer
 from adv_core.config import Cell
 from adv_core.config.attacks import ExactAttack
 from adv_core.data.base import DataBundle
 from adv_core.models import Ensemble, new_ensemble, stacked_linear_weights
-from adv_core.rng import generator
+from adv_core.rng import derive_seed, generator
 from adv_core.stats import wilson
 from adv_core.training import Diverged, TrainLog, train
 
@@ -162,70 +164,114 @@ def targets(ens: Ensemble) -> list[tuple[int, Any]]:
     return out
 
 
+EXAMPLE_COLUMNS = ("member", "example", "label", "clean_correct", "margin", "attack", "norm",
+                   "broken_eps", "min_distance")  # fmt: skip
+
+
 def evaluate(
     cell: Cell, ens: Ensemble, bundle: DataBundle, device: torch.device
 ) -> tuple[list[dict[str, Any]], dict[str, list[Any]]]:
+    """Every attack at every eps on the ensemble and each member; flags from adv_core.checks.
+
+    Transfer attacks craft on their source (a member, the ensemble or a saved folder) and
+    score every target; their rows carry ``source_member`` (-1: a whole ensemble)."""
     x, y = bundle.x_test.to(device), bundle.y_test.to(device)
-    n = len(y)
     rows: list[dict[str, Any]] = []
-    examples: dict[str, list[Any]] = {
-        k: []
-        for k in (
-            "member",
-            "example",
-            "label",
-            "clean_correct",
-            "margin",
-            "attack",
-            "norm",
-            "broken_eps",
-            "min_distance",
-        )
-    }
-    linear = (
+    examples: dict[str, list[Any]] = {k: [] for k in EXAMPLE_COLUMNS}
+    built = [_build_attack(a_cfg, ens, device) for a_cfg in cell.attacks]
+    for member, model in targets(ens):
+        clean_ok = predict_correct(model, x, y)
+        base_flags = _target_flags(model, x, y)
+        with torch.no_grad():
+            margin = -margin_loss(model(x), y)
+        per_attack: list[list[dict[str, Any]]] = []
+        evals: list[tuple[str, bool, tuple[float, ...], list[int]]] = []
+        for a_idx, (a_cfg, (attack, source)) in enumerate(zip(cell.attacks, built, strict=True)):
+            gen = generator("attack", cell.hash_part(), a_idx, member)
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                torch.manual_seed(derive_seed("attack-rng", cell.hash_part(), a_idx, member))
+                res = attack(model, x, y, a_cfg.eps, bounds=bundle.bounds, generator=gen)
+            n_rob = [int(len(y) - s.sum()) for s in res.success]
+            flags = base_flags + _attack_flags(
+                cell, ens, model, attack, a_cfg, bundle, clean_ok, res
+            )
+            theo = (
+                _theory(cell, ens, member, bundle, a_cfg.norm, res.epsilons)
+                if _linear(cell, ens)
+                else {}
+            )
+            a_rows = []
+            for k, eps in enumerate(res.epsilons):
+                row = _row(member, a_cfg.name, a_cfg.norm, eps, int(clean_ok.sum()), n_rob[k],
+                           len(y), sorted(set(flags)))  # fmt: skip
+                row.update({key: vals[k] for key, vals in theo.items()}, source_member=source)
+                a_rows.append(row)
+            per_attack.append(a_rows)
+            if attack.misclassification:
+                evals.append((a_cfg.norm, attack.white_box, res.epsilons, n_rob))
+            else:
+                evals.append(("", True, (), []))  # the fooling metric is no attack to compare
+            _add_examples(examples, member, a_cfg, y, clean_ok, margin, res)
+        for i, extra in checks.black_box_beats_white_box_table(evals, len(y)).items():
+            for row in per_attack[i]:
+                row["flags"] = sorted(set(row["flags"]) | set(extra))
+        rows += [r for a_rows in per_attack for r in a_rows]
+    return rows, examples
+
+
+def _linear(cell: Cell, ens: Ensemble) -> bool:
+    return (
         cell.model.name == "linear"
         and not ens.randomized
         and getattr(cell.training, "defense", "none") == "none"
     )
-    for member, model in targets(ens):
-        clean_ok = predict_correct(model, x, y)
-        n_clean = int(clean_ok.sum())
-        base_flags = _target_flags(model, x, y)
-        with torch.no_grad():
-            margin = -margin_loss(model(x), y)
-        for a_idx, a_cfg in enumerate(cell.attacks):
-            gen = generator("attack", cell.hash_part(), a_idx, member)
-            res = attacks.build(a_cfg)(model, x, y, a_cfg.eps, bounds=bundle.bounds, generator=gen)
-            n_rob = [int(n - s.sum()) for s in res.success]
-            flags = (
-                base_flags
-                + checks.robust_vs_clean(n_clean, n_rob)
-                + checks.monotone(n_rob)
-                + checks.eps_zero(res.epsilons, n_clean, n_rob)
-            )
-            if (
-                linear
-                and a_cfg.name != "exact"
-                and attacks.build(a_cfg).white_box
-                and _has_exact(a_cfg.norm, bundle.bounds)
-            ):
-                ex = attacks.build(ExactAttack(norm=a_cfg.norm, eps=a_cfg.eps))(
-                    model, x, y, a_cfg.eps, bounds=bundle.bounds
-                )
-                flags += checks.closed_form(n_rob, [int(n - s.sum()) for s in ex.success], n)
-            theo = _theory(cell, ens, member, bundle, a_cfg.norm, res.epsilons) if linear else {}
-            for k, eps in enumerate(res.epsilons):
-                row = _row(
-                    member, a_cfg.name, a_cfg.norm, eps, n_clean, n_rob[k], n, sorted(set(flags))
-                )
-                row.update({key: vals[k] for key, vals in theo.items()})
-                rows.append(row)
-            _add_examples(examples, member, a_cfg, y, clean_ok, margin, res)
-    return rows, examples
 
 
-def _has_exact(norm: str, bounds: tuple[float, float] | None) -> bool:
-    return bounds is None or norm == "linf"
+def _build_attack(
+    a_cfg: Any, ens: Ensemble, device: torch.device
+) -> tuple[attacks.Attack, int | None]:
+    """(attack, source_member column): transfer attacks get their source model bound once."""
+    attack = attacks.build(a_cfg)
+    if not isinstance(attack, Transfer):
+        return attack, None
+    idx = a_cfg.source_member
+    if a_cfg.source_path is not None:
+        return attack.with_source(
+            attack.source_model(device)
+        ), ENSEMBLE_MEMBER if idx is None else idx
+    if idx is None:
+        return attack.with_source(ens), ENSEMBLE_MEMBER
+    if idx >= ens.n_members:
+        raise ValueError(f"transfer source_member {idx} but the ensemble has {ens.n_members}")
+    return attack.with_source(ens.member(idx)), idx
+
+
+def _attack_flags(
+    cell: Cell,
+    ens: Ensemble,
+    model: Any,
+    attack: attacks.Attack,
+    a_cfg: Any,
+    bundle: DataBundle,
+    clean_ok: torch.Tensor,
+    res: attacks.AttackResult,
+) -> list[str]:
+    """The per-attack sanity checks (adv_core.checks) that apply to this attack."""
+    n, n_clean = len(clean_ok), int(clean_ok.sum())
+    n_rob = [int(n - s.sum()) for s in res.success]
+    flags = checks.monotone(n_rob)
+    flags += checks.randomized_without_eot(ens.randomized, attack.white_box, attack.eot)
+    if not attack.misclassification:
+        return flags
+    flags += checks.robust_vs_clean(n_clean, n_rob) + checks.eps_zero(res.epsilons, n_clean, n_rob)
+    has_exact = a_cfg.norm != "l0" or bundle.bounds is not None
+    if _linear(cell, ens) and attack.white_box and not isinstance(attack, Exact) and has_exact:
+        x, y = bundle.x_test.to(clean_ok.device), bundle.y_test.to(clean_ok.device)
+        ex = attacks.build(ExactAttack(norm=a_cfg.norm, eps=a_cfg.eps))(
+            model, x, y, a_cfg.eps, bounds=bundle.bounds
+        )
+        flags += checks.closed_form(n_rob, [int(n - s.sum()) for s in ex.success], n)
+    return flags
 
 
 def _target_flags(model: Any, x: torch.Tensor, y: torch.Tensor) -> list[str]:

@@ -55,9 +55,21 @@ register("min_norm", MinNorm)
 register("fooling", Fooling)
 
 __all__ = [
+    "Apgd",
     "Attack",
     "AttackResult",
+    "Bpda",
+    "Cw",
+    "EotPgd",
+    "Exact",
+    "Fgsm",
+    "Fooling",
+    "MinNorm",
     "Model",
+    "Pgd",
+    "Sparse",
+    "Square",
+    "Transfer",
     "build",
     "correct",
     "known",
