@@ -107,6 +107,9 @@ def test_digits_pgd_at_far_more_robust_than_standard() -> None:
         rows = run_cell(_digits_cell(cfg)).rows
         acc[cfg.method] = {r["eps"]: r for r in rows}
     std, adv = acc["standard"], acc["pgd_at"]
+    for name, r in (("standard", std), ("pgd_at", adv)):
+        print(f"{name}: clean {r[0.0]['robust_acc']:.3f}, PGD linf 0.1 robust "
+              f"{r[0.1]['robust_acc']:.3f} [{r[0.1]['robust_acc_lo']:.3f}, {r[0.1]['robust_acc_hi']:.3f}]")  # fmt: skip
     assert std[0.0]["robust_acc"] > 0.9 and adv[0.0]["robust_acc"] > 0.9
     assert adv[0.1]["robust_acc_lo"] > std[0.1]["robust_acc_hi"]
     assert adv[0.1]["robust_acc"] - std[0.1]["robust_acc"] > 0.25, (std[0.1], adv[0.1])
