@@ -235,7 +235,7 @@ def render_markdown(rep: dict[str, Any], top: int = 10) -> str:
         f"{run['cells_done']} ok, {run['cells_failed']} failed, {run['cells_diverged']} "
         f"diverged, {run['cells_run_now']} run in this invocation",
         f"- trained ensembles: {len(models['reused'])} reused from earlier runs (train_hash "
-        f"unchanged), {len(models['trained'])} trained now"
+        f"unchanged), {len(models['trained'])} trained in this run"
         + ("" if run["reuse_models"] in (True, None) else " (--retrain)"),
     ]
     if run.get("unreadable_files"):
