@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sweeps.runner import EXIT_INVALID, run_sweep
+from sweeps.runner import EXIT_FAILED, EXIT_INVALID, run_sweep
 from sweeps.spec import RUN_ID_PATTERN, SpecError, SweepSpec, load_spec
 
 app = typer.Typer(
@@ -40,6 +41,10 @@ MaxCellsOpt = Annotated[
         help="Confirm a grid of up to this many cells (overrides the spec's max_cells).",
     ),
 ]
+
+
+# Storage failures of the results root that end a run (the cells finished so far are kept).
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES}
 
 
 def fail_invalid(errors: list[tuple[str, str]]) -> None:
@@ -163,17 +168,28 @@ def run(
         ray_info = connect(address, token=token)
         if ray_info.get("dashboard") and not quiet:
             out.print(f"Ray dashboard: {ray_info['dashboard']}")
-    with SweepProgress(out, enabled=not quiet) as prog:
-        outcome = run_sweep(
-            s,
-            results,
-            run_id,
-            address=address,
-            workers=workers,
-            token=token,
-            progress=prog.update,
-            on_start=prog.start,
+    try:
+        with SweepProgress(out, enabled=not quiet) as prog:
+            outcome = run_sweep(
+                s,
+                results,
+                run_id,
+                address=address,
+                workers=workers,
+                token=token,
+                progress=prog.update,
+                on_start=prog.start,
+            )
+    except OSError as exc:  # the results storage failed (a full disk): finished cells are kept
+        if exc.errno not in STORAGE_ERRNOS:
+            raise
+        err.print(
+            f"[red]error[/red] --results: cannot write to {escape(results)}: {escape(str(exc))}; "
+            "finished cells are kept, fix the storage and run again to resume",
+            highlight=False,
+            soft_wrap=True,
         )
+        raise typer.Exit(EXIT_FAILED) from None
     sm = outcome.summary
     out.print(
         f"run {outcome.run_id}: {outcome.planned} cells, {outcome.skipped} already done, {sm.count(CellState.DONE) + sm.count(CellState.DIVERGED)} run now, {sm.failed} failed; wall {sm.wall_s:.1f} s"

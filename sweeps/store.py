@@ -99,11 +99,11 @@ class ResultStore:
         parent = posixpath.dirname(path)
         self.fs.create_dir(parent, recursive=True)
         tmp = posixpath.join(parent, f".tmp-{uuid.uuid4().hex}-{posixpath.basename(path)}")
-        with self.fs.open_output_stream(tmp) as f:
-            f.write(data)
-        try:
+        try:  # a failed write (a full disk) or rename leaves no temporary file behind
+            with self.fs.open_output_stream(tmp) as f:
+                f.write(data)
             self.fs.move(tmp, path)
-        except Exception:
+        except BaseException:
             self._delete(tmp)
             raise
 

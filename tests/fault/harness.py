@@ -41,15 +41,17 @@ resources: {resources}
 """
 
 
-def fault_spec(
+def fault_spec_text(
     name: str,
     seeds: str = "[0, 1, 2]",
     training: str = "[{method: standard, epochs: 30, batch_size: 16}]",
     resources: str = "{cpus_per_worker: 1, max_retries: 4}",
-) -> SweepSpec:
-    return loads_spec(
-        FAULT_SPEC.format(name=name, seeds=seeds, training=training, resources=resources)
-    )
+) -> str:
+    return FAULT_SPEC.format(name=name, seeds=seeds, training=training, resources=resources)
+
+
+def fault_spec(name: str, **kwargs: str) -> SweepSpec:
+    return loads_spec(fault_spec_text(name, **kwargs))
 
 
 def rows_per_cell(spec: SweepSpec) -> int:

@@ -61,7 +61,7 @@ def test_worker_sigkill_at_random_points(ray_cluster: Any, tmp_path: Path) -> No
     rng = random.Random(9)
     th, box = run_in_thread(lambda: run_sweep(spec, str(results), "w", workers=2))
     metrics = results / "metrics" / "sweep=wkill" / "run=w"
-    while th.is_alive() and not list(metrics.glob("*.parquet")):
+    while th.is_alive() and not list(metrics.glob("[0-9a-f]*.parquet")):
         time.sleep(0.05)  # the sweep is under way once the first cell is done
     kills: list[float] = []
     while len(kills) < 3 and th.is_alive():

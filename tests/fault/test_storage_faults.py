@@ -1,0 +1,171 @@
+"""Faults of the driver and the results disk: the driver SIGKILLed while a result file is being
+renamed into place, and the results disk filling up mid-sweep. After each, readers never see a
+partial file and a re-run completes with every cell's rows exactly once."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from sweeps.cli import app
+from sweeps.runner import EXIT_FAILED, EXIT_OK
+from tests.fault.harness import assert_complete, audit, fault_spec, fault_spec_text, record
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def sweeps_cmd(*args: str, pause_s: float | None = None) -> list[str]:
+    if pause_s is None:
+        return [sys.executable, "-m", "sweeps", *args]
+    return [sys.executable, str(ROOT / "tests" / "fault" / "slow_driver.py"), str(pause_s), *args]
+
+
+def rerun(spec_file: Path, results: Path, run_id: str) -> tuple[Any, float]:
+    t0 = time.monotonic()
+    res = CliRunner().invoke(
+        app,
+        ["run", str(spec_file), "--results", str(results), "--run-id", run_id]
+        + ["--workers", "0", "--quiet"],
+    )
+    return res, time.monotonic() - t0
+
+
+def test_driver_killed_while_a_file_is_renamed(tmp_path: Path) -> None:
+    """A driver (a real process, running cells inline) pauses between writing a metrics file's
+    temporary name and renaming it; it is SIGKILLed in that pause. Readers see only complete
+    files, the dead driver's run lock is taken over, and the re-run completes the sweep."""
+    spec_file = tmp_path / "dkill.yaml"
+    spec_file.write_text(fault_spec_text("dkill", seeds="[0]"))
+    spec = fault_spec("dkill", seeds="[0]")
+    results = tmp_path / "results"
+    metrics = results / "metrics" / "sweep=dkill" / "run=k"
+    args = ["run", str(spec_file), "--results", str(results), "--run-id", "k", "--workers", "0"]
+    proc = subprocess.Popen(
+        sweeps_cmd(*args, "--quiet", pause_s=1.0),
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 120
+    in_flight: list[Path] = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        done = [p for p in metrics.glob("*.parquet") if not p.name.startswith(".")]
+        in_flight = list(metrics.glob(".tmp-*"))
+        if done and in_flight:  # mid-sweep, and a rename is pending right now
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    t_kill = time.monotonic()
+    proc.wait()
+    assert in_flight, "the driver was not killed during a write"
+    victim = in_flight[0].name.split("-")[-1]  # .tmp-<uuid>-<cell_hash>.parquet
+    assert not (metrics / victim).exists()
+    a = audit(results, spec, "k")
+    assert a.partial_visible == 0 and a.duplicate_rows == 0
+    assert 1 <= len(a.status) < 4
+    res, rerun_s = rerun(spec_file, results, "k")
+    assert res.exit_code == EXIT_OK, res.output
+    b = audit(results, spec, "k")
+    assert_complete(b, spec, ok_cells=4)
+    assert (metrics / victim).exists()
+    record(
+        "driver SIGKILL during a rename",
+        f"killed with {len(a.status)}/4 cells done and one rename pending; re-run resumed",
+        b,
+        time.monotonic() - t_kill,
+        rerun_s=rerun_s,
+    )
+
+
+@contextmanager
+def small_disk(path: Path, kib: int) -> Iterator[Callable[[], None] | None]:
+    """A tmpfs of ``kib`` KiB at ``path``; yields a function that grows it (freeing space), or
+    None where mounting is not permitted (not root)."""
+    path.mkdir()
+    try:
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(path)],
+            check=True,
+            capture_output=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        yield None
+        return
+    try:
+        yield lambda: subprocess.run(["mount", "-o", "remount,size=64m", str(path)], check=True)
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def _file_size_limit(kib: int) -> Callable[[], None]:
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (kib * 1024, kib * 1024))
+
+    return limit
+
+
+def fill_disk_run(
+    spec_file: Path, results: Path, ray_cluster: Any, grow: Callable[[], None] | None
+) -> tuple[int, str]:
+    """The first run, on a disk that fills up: on the tmpfs through the Ray cluster, or (without
+    root) an inline driver process whose writes fail past 8 KiB per file."""
+    args = ["run", str(spec_file), "--results", str(results), "--run-id", "d", "--quiet"]
+    if grow is not None:
+        res = CliRunner().invoke(app, [*args, "--workers", "2"])
+        return res.exit_code, res.output
+    proc = subprocess.run(
+        sweeps_cmd(*args, "--workers", "0"),
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        preexec_fn=_file_size_limit(8),
+        timeout=300,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_results_disk_fills_up(ray_cluster: Any, tmp_path: Path) -> None:
+    """The results disk (a 160 KiB tmpfs) fills after a few cells: the run stops with exit 1
+    and a message naming --results, no partial or temporary file is left, and once space is
+    freed the re-run completes."""
+    spec_file = tmp_path / "disk.yaml"
+    spec_file.write_text(fault_spec_text("disk", seeds="[0, 1]"))
+    spec = fault_spec("disk", seeds="[0, 1]")
+    with small_disk(tmp_path / "disk", 160) as grow:
+        results = tmp_path / "disk"
+        code, output = fill_disk_run(spec_file, results, ray_cluster, grow)
+        assert code == EXIT_FAILED, output
+        assert "error --results: cannot write to" in output, output
+        assert ("No space left" if grow else "File too large") in output, output
+        a = audit(results, spec, "d")
+        assert a.partial_visible == 0 and a.hidden_tmp == 0 and a.duplicate_rows == 0, a
+        assert a.cells_lost > 0, "the disk did not fill up"
+        t0 = time.monotonic()
+        if grow:
+            grow()
+        res, rerun_s = rerun(spec_file, results, "d")
+        assert res.exit_code == EXIT_OK, res.output
+        b = audit(results, spec, "d")
+        assert_complete(b, spec, ok_cells=8)
+        assert b.hidden_tmp == 0
+    record(
+        "results disk full" + (" (160 KiB tmpfs)" if grow else " (8 KiB file-size limit)"),
+        f"run stopped with exit 1 after {8 - a.cells_lost}/8 cells; space freed, re-run resumed",
+        b,
+        time.monotonic() - t0,
+        rerun_s=rerun_s,
+    )
