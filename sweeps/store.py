@@ -40,6 +40,7 @@ from sweeps.schema import (
     EXAMPLES_SCHEMA,
     METRICS_SCHEMA,
     examples_table,
+    is_compacted,
     live_files,
     metrics_table,
 )
@@ -167,11 +168,16 @@ class ResultStore:
         return Receipt(cell.cell_hash, status, len(full), path, wall, model_reused)
 
     def partition_files(self, table: str, sweep: str, run_id: str) -> tuple[list[str], list[str]]:
-        """(live files to read, unreadable files named with the error) of one partition;
-        ``schema.live_files`` decides which readable files hold each cell's rows."""
+        """(live files to read, unreadable compacted files named with the error) of one
+        partition; ``schema.live_files`` decides which files hold each cell's rows. Only
+        compacted files' metadata is read here (one request each); an unreadable per-cell file
+        shows up when it is read (``cell_status``, ``read_table``)."""
         meta: dict[str, dict[bytes, bytes] | None] = {}
         bad: list[str] = []
         for f in self.list_files(self.partition(table, sweep, run_id)):
+            if not is_compacted(f):
+                meta[f] = None
+                continue
             try:
                 meta[f] = pq.read_metadata(f, filesystem=self.fs).metadata
             except (pa.ArrowInvalid, OSError) as exc:  # truncated or corrupt
