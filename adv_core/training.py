@@ -81,29 +81,49 @@ def fit(
 
     x (N, *in) on the training device; y (N,) shared labels, or (E, N) one label vector per
     member (pseudo-labels of each member's own teacher). Raises Diverged on a non-finite loss.
+    Randomness inside the model (a noise-layer defense draws with the global RNG) is seeded
+    from ``gen`` under a forked RNG, so training is reproducible and leaves global state alone.
     """
-    e, n = ens.n_members, y.shape[-1]
-    bs = min(cfg.batch_size, n)
     opt = make_optimizer(list(ens.members.parameters()), cfg)
     log = TrainLog()
+    devices = [x.device] if x.device.type == "cuda" else []
     ens.train()
-    for _ in range(cfg.epochs):
-        order = torch.rand(e, n, generator=gen).argsort(dim=1).to(x.device)  # (E, N)
-        total = 0.0
-        for start in range(0, n, bs):
-            idx = order[:, start : start + bs]  # (E, B)
-            yb = y.gather(1, idx) if y.dim() == 2 else y[idx]  # (E, B)
-            loss = batch_loss(ens, x[idx], yb, gen)
-            if not torch.isfinite(loss):
-                raise Diverged(f"non-finite training loss {loss.item()} at epoch {log.epochs}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * idx.shape[1] / n / e
-        log.losses.append(total)
-        log.epochs += 1
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(gen.initial_seed())
+        for _ in range(cfg.epochs):
+            log.losses.append(_epoch(ens, x, y, cfg.batch_size, opt, gen, batch_loss, log.epochs))
+            log.epochs += 1
     ens.eval()
     return log
+
+
+def _epoch(
+    ens: Ensemble,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    opt: torch.optim.Optimizer,
+    gen: torch.Generator,
+    batch_loss: BatchLoss,
+    epoch: int,
+) -> float:
+    """One pass: member e sees the training set in its own random order. Returns the mean
+    per-member loss."""
+    e, n = ens.n_members, y.shape[-1]
+    bs = min(batch_size, n)
+    order = torch.rand(e, n, generator=gen).argsort(dim=1).to(x.device)  # (E, N)
+    total = 0.0
+    for start in range(0, n, bs):
+        idx = order[:, start : start + bs]  # (E, B)
+        yb = y.gather(1, idx) if y.dim() == 2 else y[idx]  # (E, B)
+        loss = batch_loss(ens, x[idx], yb, gen)
+        if not torch.isfinite(loss):
+            raise Diverged(f"non-finite training loss {loss.item()} at epoch {epoch}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += float(loss.detach()) * idx.shape[1] / n / e
+    return total
 
 
 def _standard_loss(kind: str) -> BatchLoss:

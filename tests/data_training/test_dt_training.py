@@ -133,3 +133,19 @@ def test_rst_needs_a_pool_and_registry_is_loud(gaussian: object) -> None:
         train(ens, b, RstTraining(epochs=1), generator("r"), CPU)
     with pytest.raises(KeyError, match="known"):
         get_trainer("mixup")
+
+
+def test_noise_defense_training_is_reproducible_and_leaves_global_rng(gaussian: object) -> None:
+    from adv_core.defenses import build_defense
+
+    cfg = PgdAtTraining(eps=0.1, steps=2, defense="noise", defense_param=0.5, **OPT)
+    states = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        ens = new_ensemble(LinearModel(), (16,), 2, 2, 0, preprocess=build_defense("noise", 0.5))
+        train(ens, gaussian, cfg, generator("noise"), CPU)  # type: ignore[arg-type]
+        states.append(ens.members.state()["1.weight"])
+        after = torch.rand(1)
+        torch.manual_seed(123)
+        assert torch.equal(after, torch.rand(1))  # training did not advance the global RNG
+    assert torch.equal(states[0], states[1])
