@@ -243,7 +243,9 @@ def render_markdown(rep: dict[str, Any], top: int = 10) -> str:
     if rep["regressions"]:
         lines += ["", "## Regressions", "", *_table(rep["regressions"])]
     biggest = sorted(rep["changes"], key=lambda g: abs(g["diff"]), reverse=True)[:top]
-    if biggest:
+    if biggest and all(g["diff"] == 0 for g in biggest):
+        lines += ["", "Every group's robust accuracy equals the previous night's exactly."]
+    elif biggest:
         lines += ["", f"## Largest changes (top {len(biggest)} by size)", "", *_table(biggest)]
     for key, title in (("only_previous", "Groups missing now"), ("only_now", "New groups")):
         if rep[key]:
