@@ -24,6 +24,7 @@ def test_second_night_reuses_models_and_retrain_does_not(night: Path) -> None:
     assert all(c["diff"] == 0 for c in rep["changes"])  # same code, same seeds, same numbers
     md = (night / "res/reports/nightly-20261121.md").read_text()
     assert "4 reused from earlier runs" in md and "html_error" not in rep
+    assert "equals the previous night's exactly" in md
     html = (night / "res/reports/nightly-20261121.html").read_text()
     assert "Nightly trends" in html and "nightly-20261121" in html
 
