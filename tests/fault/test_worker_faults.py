@@ -56,7 +56,7 @@ def result(th: threading.Thread, box: dict[str, Any], timeout: float = 150) -> S
 def test_worker_sigkill_at_random_points(ray_cluster: Any, tmp_path: Path) -> None:
     """Three SIGKILLs of CellRunner worker processes at seeded random times: Ray restarts the
     actors, the driver re-queues the interrupted cells, and the sweep completes."""
-    spec = fault_spec("wkill")
+    spec = fault_spec("wkill", seeds="[0, 1]")
     results = tmp_path / "results"
     rng = random.Random(9)
     th, box = run_in_thread(lambda: run_sweep(spec, str(results), "w", workers=2))
@@ -74,7 +74,7 @@ def test_worker_sigkill_at_random_points(ray_cluster: Any, tmp_path: Path) -> No
     a = audit(results, spec, "w")
     assert len(kills) == 3, "the sweep ended before three kills"
     assert out.exit_code == EXIT_OK and out.summary.failed == 0
-    assert_complete(a, spec, ok_cells=12)
+    assert_complete(a, spec, ok_cells=8)
     retried = [h for h, n in out.summary.attempts.items() if n > 1]
     assert retried, "no kill interrupted a running cell"
     # Recovery: from the kill to the interrupted cell's result file.
