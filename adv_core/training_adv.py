@@ -18,7 +18,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from adv_core.attacks.base import clip_box
 from adv_core.config.training import standard_of
 from adv_core.data.base import DataBundle
 from adv_core.models import Ensemble, new_ensemble
@@ -28,6 +27,10 @@ from adv_core.training import BatchLoss, TrainLog, fit, member_loss, register, t
 Bounds = tuple[float, float] | None
 LossFn = Callable[[torch.Tensor], torch.Tensor]
 """loss_fn(z (M, *in)) -> scalar to maximise (a sum over examples)."""
+
+
+def clip_box(x: torch.Tensor, bounds: Bounds) -> torch.Tensor:
+    return x if bounds is None else x.clamp(bounds[0], bounds[1])
 
 
 def flat_model(ens: Ensemble, e: int, b: int) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -67,7 +67,8 @@ def split_images(
     need = n_train + n_eval + n_unlabeled
     if need > len(y):
         raise ValueError(
-            f"dataset {cfg.name} has {len(y)} examples, but n_train + n_eval + n_unlabeled = {need}"
+            f"dataset {getattr(cfg, 'name', '?')} has {len(y)} examples (after class selection), "
+            f"but n_train + n_eval + n_unlabeled = {need}"
         )
     perm = torch.randperm(len(y), generator=generator("split", cfg, seed))
     te, tr = perm[:n_eval], perm[n_eval : n_eval + n_train]
