@@ -137,3 +137,24 @@ def test_fill_is_deterministic_enough_for_round_trips(
     fill(b, cells, results_of)
     drop = ["created_at", "wall_s", "node"]
     assert_frame_equal(snapshot(a)[0].drop(drop), snapshot(b)[0].drop(drop))
+
+
+def test_a_part_hides_only_its_own_runs_copies(
+    filled: ResultStore, cells: list, results_of: dict
+) -> None:
+    """Runs share cell hashes (every nightly has the same cells): compacting one run must not
+    hide the other run's per-cell files."""
+    from sweeps.rows import RunInfo
+
+    other = RunInfo(RUN.sweep, "20240102", "test")
+    for c in cells[:-1]:
+        res = results_of[c.cell_hash]
+        filled.write_cell(other, c, res.rows, res.examples)
+    compact_run(filled, RUN.sweep, RUN.run_id)
+    df = load(filled.root).collect()
+    per_run = dict(df.group_by("run").len().iter_rows())
+    assert per_run == {RUN.run_id: 3 * 6 + 2, other.run_id: 3 * 6}
+    assert load_examples(filled.root).collect()["run"].unique().sort().to_list() == [
+        RUN.run_id,
+        other.run_id,
+    ]
