@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -24,31 +23,27 @@ from sweeps.spec import load_spec
 pytestmark = pytest.mark.slow
 
 
-def _info(backend: RayBackend) -> list[dict[str, Any]]:
-    try:
-        return backend.worker_info(timeout_s=60)
-    finally:
-        backend.shutdown()
-
-
-def test_one_actor_per_gpu_gets_a_distinct_gpu(ray_cluster: dict, run_sink: Any) -> None:
+def test_gpu_actors_get_distinct_gpus_and_fractions_pack(ray_cluster: dict, run_sink: Any) -> None:
+    """One whole-GPU actor and two half-GPU actors on 2 declared GPUs: the whole one owns a GPU,
+    both halves must share the other one."""
     assert default_workers(cpus_per_worker=1, gpus_per_worker=1) == 2
-    info = _info(RayBackend(run_sink, 2, cpus_per_worker=1, gpus_per_worker=1))
-    assert sorted(i["gpu_ids"][0] for i in info) == ["0", "1"]
-    assert all(len(i["gpu_ids"]) == 1 for i in info)
-    assert sorted(i["cuda_visible"] for i in info) == ["0", "1"]
-    expected = "cuda" if torch.cuda.is_available() else "cpu"  # declared GPUs, no CUDA: CPU
-    assert all(i["device"].startswith(expected) and i["threads"] == 1 for i in info)
-
-
-def test_fractional_gpus_pack_actors(ray_cluster: dict, run_sink: Any) -> None:
     assert default_workers(cpus_per_worker=0.5, gpus_per_worker=0.5) == 4
     assert default_workers(cpus_per_worker=1, gpus_per_worker=0.5) == 2  # CPUs bind first
-    info = _info(RayBackend(run_sink, 3, cpus_per_worker=0.5, gpus_per_worker=0.5))
-    assert len({i["pid"] for i in info}) == 3
-    # 3 half-GPU actors on 2 GPUs: one GPU holds two of them, the other one
-    assert sorted(Counter(i["gpu_ids"][0] for i in info).values()) == [1, 2]
-    assert all(len(i["gpu_ids"]) == 1 and i["threads"] == 1 for i in info)
+    whole = RayBackend(run_sink, 1, cpus_per_worker=0.5, gpus_per_worker=1)
+    try:
+        (w,) = whole.worker_info(timeout_s=120)  # placed first: it owns one GPU
+        halves = RayBackend(run_sink, 2, cpus_per_worker=0.5, gpus_per_worker=0.5)
+        h = halves.worker_info(timeout_s=120)
+        halves.shutdown()
+    finally:
+        whole.shutdown()
+    assert len(h) == 2 and len({w["pid"], *(i["pid"] for i in h)}) == 3
+    assert all(len(i["gpu_ids"]) == 1 for i in [w, *h])
+    assert {w["gpu_ids"][0], h[0]["gpu_ids"][0]} == {"0", "1"}  # distinct GPUs
+    assert h[0]["gpu_ids"] == h[1]["gpu_ids"]  # packed onto one GPU
+    assert all(i["cuda_visible"] == i["gpu_ids"][0] for i in [w, *h])
+    expected = "cuda" if torch.cuda.is_available() else "cpu"  # declared GPUs, no CUDA: CPU
+    assert all(i["device"].startswith(expected) and i["threads"] == 1 for i in [w, *h])
 
 
 def test_status_while_a_sweep_runs(
@@ -56,7 +51,7 @@ def test_status_while_a_sweep_runs(
 ) -> None:
     """Dynamic scheduling on 2 actors runs each cell once; ``sweeps status`` reads the manifest
     and the done-markers while the driver works."""
-    monkeypatch.setenv(FAULT_ENV, "sleep::0.3")
+    monkeypatch.setenv(FAULT_ENV, "sleep::0.2")
     results = str(tmp_path / "results")
     outcome: list[Any] = []
     worker = threading.Thread(
