@@ -276,13 +276,35 @@ def stacked_linear_weights(ens: Ensemble) -> tuple[torch.Tensor, torch.Tensor]:
     return state["1.weight"], state["1.bias"]
 
 
-def make_members(modules: list[nn.Module], vectorize: bool = True) -> MemberStack:
-    """Stack modules for vmap when possible, else fall back to a loop."""
+def _vmap_works(members: Members, input_shape: tuple[int, ...]) -> bool:
+    """One tiny forward and backward in training mode on zeros: layers that vmap cannot batch
+    (e.g. BatchNorm updating running statistics in place) fail here, not mid-training."""
+    probe = torch.zeros(members.n_members, 2, *input_shape)
+    try:
+        with torch.enable_grad():
+            members.train()
+            members.forward_each(probe).sum().backward()
+    except (RuntimeError, ValueError, NotImplementedError):
+        return False
+    finally:
+        members.zero_grad(set_to_none=True)
+    return True
+
+
+def make_members(
+    modules: list[nn.Module],
+    vectorize: bool = True,
+    input_shape: tuple[int, ...] | None = None,
+) -> MemberStack:
+    """Stack modules for vmap when possible (checked by a probe call when ``input_shape`` is
+    given), else fall back to a loop."""
     if vectorize:
         try:
-            return Members(modules)
+            members = Members(modules)
         except (RuntimeError, ValueError):
-            pass
+            return LoopMembers(modules)
+        if input_shape is None or _vmap_works(members, input_shape):
+            return members
     return LoopMembers(modules)
 
 
@@ -296,7 +318,8 @@ def new_ensemble(
     vectorize: bool = True,
 ) -> Ensemble:
     modules = init_members(cfg, input_shape, n_classes, n_members, seed)
-    return Ensemble(make_members(modules, vectorize), cfg, input_shape, n_classes, preprocess)
+    members = make_members(modules, vectorize, tuple(input_shape))
+    return Ensemble(members, cfg, input_shape, n_classes, preprocess)
 
 
 _MODEL_ADAPTER: TypeAdapter[Any] = TypeAdapter(ModelConfig)
@@ -327,7 +350,7 @@ def ensemble_from_bytes(
     cfg = _MODEL_ADAPTER.validate_python(meta["model"])
     shape = tuple(meta["input_shape"])
     modules = [build_module(cfg, shape, meta["n_classes"]) for _ in range(meta["n_members"])]
-    members = make_members(modules)
+    members = make_members(modules, input_shape=shape)
     members.load_state(st_load(weights))
     pre_spec = meta.get("preprocess")
     if pre_spec:

@@ -5,20 +5,29 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+from torch import nn
 
+from adv_core.config.data import GaussianData
 from adv_core.config.models import CnnModel, LinearModel, MlpModel, ResnetModel
+from adv_core.config.training import StandardTraining
+from adv_core.data import load
 from adv_core.defenses import build_defense
 from adv_core.models import (
     CONFIG_FILE,
     WEIGHTS_FILE,
+    LoopMembers,
     Members,
     load_ensemble,
     new_ensemble,
+    register,
     save_ensemble,
 )
+from adv_core.rng import generator
+from adv_core.training import train
 
 ARCHS = [
     (LinearModel(), (1, 8, 8)),
@@ -65,3 +74,28 @@ def test_load_refuses_a_pickle_in_place_of_weights(tmp_path: Path) -> None:
     torch.save(ens.members.state(), tmp_path / WEIGHTS_FILE)  # a pickle where safetensors go
     with pytest.raises(Exception, match="(?i)header|safetensor|deserializ|invalid"):
         load_ensemble(tmp_path)
+
+
+class _DataDependent(nn.Module):
+    """Scales by a Python float read from the data: vmap cannot batch ``float(tensor)``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x / max(1.0, float(x.abs().max()))
+
+
+@register("_dt_data_dependent_probe")
+def _data_dependent(cfg: object, shape: tuple[int, ...], c: int) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), _DataDependent(), nn.Linear(shape[0], c))
+
+
+def test_unvectorisable_architecture_falls_back_to_a_loop() -> None:
+    """The probe call in new_ensemble notices that vmap cannot run the architecture, and the
+    members run in a loop instead, with the same interface and training."""
+    bundle = load(GaussianData(d=6), 64, 200, seed=0)
+    ens = new_ensemble(SimpleNamespace(name="_dt_data_dependent_probe"), (6,), 2, 3, seed=0)
+    assert isinstance(ens.members, LoopMembers)
+    cfg = StandardTraining(epochs=10, batch_size=16)
+    train(ens, bundle, cfg, generator("loop"), torch.device("cpu"))
+    with torch.no_grad():
+        acc = (ens(bundle.x_test).argmax(1) == bundle.y_test).float().mean()
+    assert acc > 0.8 and ens.members.forward_each(torch.zeros(3, 2, 6)).shape == (3, 2, 2)
