@@ -10,7 +10,10 @@ Actor life cycle, as the driver sees it (every actor index is in exactly one pla
 ``idle`` -> ``busy`` (running a cell) -> ``idle``, or, when the actor is lost or cancelled,
 -> ``reviving`` (a ping is in flight; Ray restarts the process, possibly on another node) ->
 ``idle``. A ping that fails is retried after ``PING_BACKOFF_S``; an actor that does not
-answer within ``revive_timeout_s`` is killed for good and replaced by a new one.
+answer within ``revive_timeout_s`` is killed for good and replaced by a new one. An actor whose
+constructor fails (the project or its dependencies missing on a node, a broken device) raises
+``WorkerStartError``: the sweep stops with that message instead of waiting for a worker that
+can never start.
 """
 
 from __future__ import annotations
@@ -43,6 +46,15 @@ class RayCellRunner(CellRunner):
             fault=fault,
             node=f"{socket.gethostname()}/{node_id[:8]}",
         )
+
+
+class WorkerStartError(RuntimeError):
+    """A worker actor failed in its constructor; retrying cannot help."""
+
+
+def _check_start(exc: RayError) -> None:
+    if isinstance(exc, RayActorError) and exc.actor_init_failed:
+        raise WorkerStartError(f"a worker actor could not start: {str(exc)[:2000]}") from exc
 
 
 def cluster_gpus() -> float:
@@ -132,6 +144,7 @@ class RayBackend:
         try:
             outcome: Outcome = ray.get(ref)
         except (RayActorError, WorkerCrashedError) as exc:
+            _check_start(exc)
             self.lost += 1
             self._revive(i, time.monotonic())
             return Outcome(
@@ -151,7 +164,8 @@ class RayBackend:
         i, since = self.reviving.pop(ref)
         try:
             ray.get(ref)
-        except RayError:  # not restarted yet: ask again shortly, never replace a live actor
+        except RayError as exc:  # not restarted yet: ask again shortly, never replace it
+            _check_start(exc)
             self.backoff[i] = (time.monotonic() + PING_BACKOFF_S, since)
             return
         self.idle.append(i)

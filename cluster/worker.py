@@ -83,6 +83,8 @@ class CellRunner:
         self._cache: OrderedDict[str, DataBundle] = OrderedDict()
         self._cache_size = cache_size
         self.fault = os.environ.get(FAULT_ENV, "") if fault is None else fault
+        if "init" in {part.partition(":")[0] for part in self.fault.split(";")}:
+            raise RuntimeError("injected failure while starting the worker")
         self.node = node or os.uname().nodename
         self.name = f"{self.node}:{os.getpid()}"
         self.cache_hits = 0
@@ -160,7 +162,8 @@ def _maybe_inject_fault(spec: str, cell: Cell) -> None:
     - ``raise:<hash-prefix>`` fails that cell on every attempt (an exception inside the cell);
     - ``exit:<hash-prefix>:<marker-file>`` kills the worker process once, mid-cell (the marker
       file remembers that it happened, so the retry succeeds);
-    - ``sleep:<hash-prefix>:<seconds>`` makes the cell take that much longer.
+    - ``sleep:<hash-prefix>:<seconds>`` makes the cell take that much longer;
+    - ``init`` makes the worker fail while starting (checked in ``CellRunner.__init__``).
     """
     for part in filter(None, spec.split(";")):
         kind, _, rest = part.partition(":")

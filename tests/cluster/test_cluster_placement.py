@@ -13,8 +13,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from cluster.pool import RayBackend, default_workers
-from cluster.scheduler import CellState
+from adv_core.config import Cell
+from cluster.pool import RayBackend, WorkerStartError, default_workers
+from cluster.scheduler import CellState, run_cells
 from cluster.worker import FAULT_ENV
 from sweeps.cli import app
 from sweeps.runner import run_sweep
@@ -75,3 +76,16 @@ def test_status_while_a_sweep_runs(
     assert any(state == "running" and 0 < done < 8 for state, done in seen), seen
     final = CliRunner().invoke(app, ["status", "--results", results, "--json"])
     assert '"state": "complete"' in final.output and '"done": 8' in final.output
+
+
+def test_worker_that_cannot_start_stops_the_sweep(
+    ray_cluster: dict, run_sink: Any, tiny_cells: list[Cell]
+) -> None:
+    """A constructor failure (say, the project missing on a node) is reported, not waited on."""
+    backend = RayBackend(run_sink, 1, cpus_per_worker=1, fault="init")
+    try:
+        with pytest.raises(WorkerStartError, match="injected failure while starting"):
+            run_cells(tiny_cells[:2], run_sink, backend)
+    finally:
+        backend.shutdown()
+    assert not run_sink.store.cell_status(run_sink.run.sweep, run_sink.run.run_id)[0]
