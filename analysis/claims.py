@@ -74,14 +74,15 @@ def n_transitions(
     standard_threshold: float = 0.8,
     n_boot: int = 1000,
 ) -> TransitionResult | None:
-    """Robust (at ``eps``, default the largest) and standard transitions in n_train against d,
+    """Robust (at ``eps``; default: the largest eps whose curves all cross the threshold) and
+    standard transitions in n_train against d,
     with exponents; None when fewer than two d values or no eps > 0 are present."""
     if rows.is_empty() or rows["d"].n_unique() < 2:
         return None
     eps_pos = sorted(e for e in rows["eps"].unique().to_list() if e > 0)
     if not eps_pos:
         return None
-    e = eps if eps is not None else eps_pos[-1]
+    e = eps if eps is not None else _largest_crossing_eps(rows, eps_pos, robust_threshold)
     rob, rfit = transition_exponent(
         rows.filter(pl.col("eps") == e), robust_threshold, metric="robust", n_boot=n_boot
     )
@@ -90,6 +91,22 @@ def n_transitions(
         clean_rows, standard_threshold, metric="clean", n_boot=n_boot, seed=1
     )
     return TransitionResult(rob, std, rfit, sfit, float(e))
+
+
+def _largest_crossing_eps(rows: pl.DataFrame, eps_pos: list[float], threshold: float) -> float:
+    """The largest eps at which every d's pooled robust accuracy reaches ``threshold`` at some
+    n_train (so that each curve has a crossing); the smallest eps if none does."""
+    acc = (
+        rows.filter(pl.col("eps").is_in(eps_pos))
+        .group_by("eps", "d", "n_train")
+        .agg((pl.col("n_robust").sum() / pl.col("n_eval").sum()).alias("acc"))
+        .group_by("eps", "d")
+        .agg(pl.col("acc").max())
+        .group_by("eps")
+        .agg(pl.col("acc").min())
+    )
+    ok = acc.filter(pl.col("acc") >= threshold)["eps"].to_list()
+    return float(max(ok)) if ok else float(eps_pos[0])
 
 
 def eps_transitions(

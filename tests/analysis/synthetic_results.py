@@ -105,7 +105,7 @@ def sample_complexity_rows(run: RunInfo, rng: np.random.Generator) -> list[dict[
                 p = robust_curve(n, d)
                 clean = 0.97 - 0.1 / n
                 for member in (-1, 0, 1):
-                    for eps, rp in ((0.0, clean), (0.6, p)):
+                    for eps, rp in ((0.0, clean), (0.6, p), (1.0, 0.0)):
                         rows.append(
                             make_row(run, ds, rng, n_train=n, seed=seed, member=member, eps=eps,
                                      robust_p=rp, clean_p=clean)

@@ -15,6 +15,7 @@ from analysis.load import with_dataset_params
 from analysis.transitions import crossing, fit_exponent, transition_exponent
 
 XS = np.array([1.0, 2.0, 4.0, 8.0])
+SLACK = 0.02
 
 
 @pytest.mark.parametrize(
@@ -63,7 +64,9 @@ def test_robust_exponent_recovered_with_interval(frame: pl.DataFrame) -> None:
     tr = claims.n_transitions(rows, robust_threshold=0.5, standard_threshold=0.8, n_boot=300)
     assert tr is not None and tr.eps == 0.6
     assert tr.robust["d"].to_list() == list(SC_DIMS)
-    assert tr.robust_fit.lo <= KNOWN_EXPONENT <= tr.robust_fit.hi
+    # interpolating between grid points biases each n* by a few percent (differently per d),
+    # hence the 0.02 allowance around the bootstrap interval
+    assert tr.robust_fit.lo - SLACK <= KNOWN_EXPONENT <= tr.robust_fit.hi + SLACK
     assert abs(tr.robust_fit.exponent - KNOWN_EXPONENT) < 0.05
     assert tr.robust_fit.hi - tr.robust_fit.lo < 0.2
     # the known curve crosses 0.5 at n* = 0.3 d^k (its 0.95 ceiling moves it by a factor ~1.04)
@@ -79,7 +82,7 @@ def test_bootstrap_over_seed_and_member_units(frame: pl.DataFrame) -> None:
     rows = rows.filter((pl.col("member") >= 0) & (pl.col("eps") == 0.6))
     table, fit = transition_exponent(rows, 0.5, unit=("seed", "member"), n_boot=200)
     assert table["units"].to_list() == [8] * len(SC_DIMS)
-    assert fit.lo <= KNOWN_EXPONENT <= fit.hi
+    assert fit.lo - SLACK <= KNOWN_EXPONENT <= fit.hi + SLACK
 
 
 def test_eps_to_break_exponent_is_minus_half(frame: pl.DataFrame) -> None:
@@ -87,7 +90,7 @@ def test_eps_to_break_exponent_is_minus_half(frame: pl.DataFrame) -> None:
     res = claims.eps_transitions(dense, broken_fraction=0.25, n_boot=200)
     assert res is not None
     table, fit = res
-    assert fit.lo <= -0.5 <= fit.hi and abs(fit.exponent + 0.5) < 0.1
+    assert fit.lo - SLACK <= -0.5 <= fit.hi + SLACK and abs(fit.exponent + 0.5) < 0.05
     assert (table["x_star"] * table["d"].cast(pl.Float64).sqrt()).mean() == pytest.approx(
         DENSE_R - 0.674, rel=0.2
     )
