@@ -4,6 +4,7 @@ keep the run manifest up to date. Shared by ``sweeps run``, ``sweeps nightly`` a
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from sweeps.provenance import (
 )
 from sweeps.rows import RunInfo
 from sweeps.sink import RunSink
-from sweeps.spec import SweepSpec
+from sweeps.spec import RUN_ID_PATTERN, SweepSpec
 from sweeps.store import ResultStore
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_REGRESSION = 0, 1, 2, 3
@@ -60,6 +61,8 @@ def run_sweep(
     """Run or resume under the run's lock (sweeps/lock.py): a second process on the same run
     waits (or, with ``lock_wait=False``, raises LockHeld) and then finds the work done."""
     rid = run_id or default_run_id(spec)
+    if not re.fullmatch(RUN_ID_PATTERN, rid):  # it names a folder and files under the root
+        raise ValueError(f"run id {rid!r} must match {RUN_ID_PATTERN}")
     lock = ResultStore(results).run_lock(spec.name, rid)
     lock.acquire(
         wait=lock_wait,

@@ -123,7 +123,7 @@ CASES: list[tuple[str, str, str, str]] = [
         "n_train_exceeds_dataset",
         sub(DIGITS, "n_train: [2, 4]", "n_train: [2, 5000]"),
         "n_train",
-        "360 examples",
+        "examples (after class selection)",
     ),
     (
         "n_unlabeled_exceeds_dataset",
