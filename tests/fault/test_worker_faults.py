@@ -114,13 +114,13 @@ def test_training_step_nan_gives_diverged_rows(ray_cluster: Any, tmp_path: Path)
 def test_cell_hanging_past_its_timeout(
     ray_cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One cell sleeps for an hour; resources.cell_timeout_s kills its worker after 3 s. The
+    """One cell sleeps for an hour; resources.cell_timeout_s kills its worker after 8 s. The
     cell ends as a failed row saying it timed out, the rest complete, and a re-run without the
     fault replaces the failure with results (no duplicate rows)."""
     spec = fault_spec(
         "hang",
         seeds="[0]",
-        resources="{cpus_per_worker: 1, max_retries: 0, cell_timeout_s: 3}",
+        resources="{cpus_per_worker: 1, max_retries: 0, cell_timeout_s: 8}",
     )
     cells = plan(spec)
     victim = cells[0].cell_hash
@@ -131,9 +131,9 @@ def test_cell_hanging_past_its_timeout(
     a = audit(results, spec, "h")
     assert out.exit_code == EXIT_FAILED and out.summary.failed == 1
     assert_complete(a, spec, ok_cells=3)
-    assert a.status[victim] == "failed" and "timed out after 3" in a.errors[victim]
+    assert a.status[victim] == "failed" and "timed out after 8" in a.errors[victim]
     detected_s = file_mtime(results, spec, "h", victim) - t0
-    assert 3 <= detected_s < 30
+    assert 8 <= detected_s < 60
     monkeypatch.delenv("SWEEPS_FAULT_INJECT")
     t1 = time.monotonic()
     again = run_sweep(spec, str(results), "h", inline=True)  # the user fixed the hang
@@ -143,7 +143,7 @@ def test_cell_hanging_past_its_timeout(
     assert_complete(b, spec, ok_cells=4)
     assert b.rows == 4 * rows_per_cell(spec)
     record(
-        "cell hangs past cell_timeout_s=3",
+        "cell hangs past cell_timeout_s=8",
         f"worker killed after {detected_s:.1f} s, failed row says 'timed out'; re-run fills it",
         b,
         recovery,
