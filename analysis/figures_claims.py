@@ -32,10 +32,12 @@ def accuracy_vs_n(
     """One panel per ``panel`` value: robust accuracy vs n_train (log x), one line per ``line``
     value with 95% bands; standard accuracy in black; closed forms from ``theory`` dashed."""
     keys = curves[panel].unique().sort().to_list()
+    colour = {v: i for i, v in enumerate(curves[line].unique().sort().to_list())}
     fig, axes = panel_grid(len(keys), cols=4, size=(3.6, 3.0))
     for ax, key in zip(axes.flat, keys, strict=False):
         sub = curves.filter(pl.col(panel) == key)
-        for i, val in enumerate(sub[line].unique().sort().to_list()):
+        for val in sub[line].unique().sort().to_list():
+            i = colour[val]
             s = sub.filter(pl.col(line) == val).sort("n_train")
             _band(ax, s, "n_train", "robust_acc", f"C{i}", f"robust {line}={val:g}", "o-")
             if theory is not None and len(theory):
@@ -70,9 +72,9 @@ def transitions_vs_d(
         lo = (t["x_star"] - t["lo"].fill_null(t["x_star"])).clip(0).to_numpy()
         hi = (t["hi"].fill_null(t["x_star"]) - t["x_star"]).clip(0).to_numpy()
         fit = fits.get(name)
-        label = (
-            name if fit is None else f"{name}: k={fit.exponent:.2f} [{fit.lo:.2f}, {fit.hi:.2f}]"
-        )
+        label = name if fit is None else f"{name}: k={fit.exponent:.2f}"
+        if fit is not None and np.isfinite(fit.lo):
+            label += f" [{fit.lo:.2f}, {fit.hi:.2f}]"
         ax.errorbar(t["d"], t["x_star"], yerr=[lo, hi], fmt="o", color=f"C{i}", label=label)
         if fit is not None and np.isfinite(fit.exponent):
             d_arr = t["d"].cast(pl.Float64).to_numpy()
