@@ -109,7 +109,7 @@ def plan(
     check_run_id(run_id)
     rid = run_id or default_run_id(s)
     cells = make_plan(s)
-    done = {}
+    done: dict[str, str] = {}
     if "://" in results or Path(results).is_dir():
         done, _ = ResultStore(results).cell_status(s.name, rid)
     summary = summarize(s, cells, {h for h, st in done.items() if st != "failed"})
