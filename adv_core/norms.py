@@ -12,7 +12,8 @@ import torch
 
 _TINY = 1e-12
 _INF = float("inf")
-_BISECT = 60
+_BISECT = 40
+_BISECT_PROJ = 30
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
@@ -88,6 +89,13 @@ class Norm(ABC):
         room = torch.where(g > 0, up_t, down_t).clamp_min(0)
         e = torch.as_tensor(eps, dtype=g.dtype, device=g.device).expand(g.shape[:-1])
         return g.sign() * self.fill(g.abs(), room, e)
+
+    def project_box(
+        self, delta: torch.Tensor, eps: torch.Tensor | float, up: torch.Tensor, down: torch.Tensor
+    ) -> torch.Tensor:
+        """Projection onto the eps-ball intersected with the box -down <= delta <= up (all
+        (B, *D)). Default: ball, then box (exact for linf, where the two commute)."""
+        return torch.maximum(torch.minimum(self.project(delta, eps), up), -down)
 
     def ascent(
         self,
@@ -206,6 +214,26 @@ class L2(Norm):
     def vertex(self, n: int) -> float:
         return float(n) ** -0.5
 
+    def project_box(
+        self, delta: torch.Tensor, eps: torch.Tensor | float, up: torch.Tensor, down: torch.Tensor
+    ) -> torch.Tensor:
+        """Exact: d = clip(s delta) with s = 1 / (1 + lambda) the largest in (0, 1] keeping
+        ||d||_2 <= eps (KKT of the separable problem), s found by bisection."""
+        flat, u, dn = _flat(delta), _flat(up), _flat(down)
+        e = torch.as_tensor(eps, dtype=flat.dtype, device=flat.device).expand(flat.shape[0])
+
+        def clipped(scale: torch.Tensor) -> torch.Tensor:
+            return torch.maximum(torch.minimum(flat * scale[:, None], u), -dn)
+
+        one = torch.ones_like(e)
+        inside = clipped(one).norm(dim=1) <= e
+        lo, hi = torch.zeros_like(e), one
+        for _ in range(_BISECT_PROJ):
+            mid = (lo + hi) / 2
+            ok = clipped(mid).norm(dim=1) <= e
+            lo, hi = torch.where(ok, mid, lo), torch.where(ok, hi, mid)
+        return clipped(torch.where(inside, one, lo)).reshape(delta.shape)
+
     def min_linear_dist(
         self, a: torch.Tensor, room: torch.Tensor, m: torch.Tensor, iters: int = 60
     ) -> torch.Tensor:
@@ -270,6 +298,28 @@ class L1(Norm):
         out = torch.zeros_like(flat).scatter(1, idx, flat.gather(1, idx).sign())
         return out.reshape(grad.shape)
 
+    def project_box(
+        self, delta: torch.Tensor, eps: torch.Tensor | float, up: torch.Tensor, down: torch.Tensor
+    ) -> torch.Tensor:
+        """Exact: d_j = sign(delta_j) clip(|delta_j| - theta, 0, room_j) with the smallest
+        theta >= 0 keeping ||d||_1 <= eps (KKT of the separable problem), by bisection."""
+        flat = _flat(delta)
+        room = torch.where(flat > 0, _flat(up), _flat(down)).clamp_min(0)
+        a = flat.abs()
+        e = torch.as_tensor(eps, dtype=flat.dtype, device=flat.device).expand(flat.shape[0])
+
+        def shrunk(theta: torch.Tensor) -> torch.Tensor:
+            return torch.minimum((a - theta[:, None]).clamp_min(0), room)
+
+        zero = torch.zeros_like(e)
+        inside = shrunk(zero).sum(dim=1) <= e
+        lo, hi = zero, a.amax(dim=1)
+        for _ in range(_BISECT_PROJ):
+            mid = (lo + hi) / 2
+            ok = shrunk(mid).sum(dim=1) <= e
+            hi, lo = torch.where(ok, mid, hi), torch.where(ok, lo, mid)
+        return (flat.sign() * shrunk(torch.where(inside, zero, hi))).reshape(delta.shape)
+
     def fill(self, a: torch.Tensor, room: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """Fractional knapsack: spend eps on coordinates by decreasing a, each up to its room."""
         order = a.argsort(dim=-1, descending=True)
@@ -323,6 +373,17 @@ class L0(Norm):
 
     def steepest(self, grad: torch.Tensor) -> torch.Tensor:
         return L1().steepest(grad)
+
+    def project_box(
+        self, delta: torch.Tensor, eps: torch.Tensor | float, up: torch.Tensor, down: torch.Tensor
+    ) -> torch.Tensor:
+        """Exact: clip every entry to the box, keep the eps entries whose kept change saves
+        the most squared distance (Croce and Hein 2019)."""
+        flat = _flat(delta)
+        clipped = torch.maximum(torch.minimum(flat, _flat(up)), -_flat(down))
+        gain = flat.pow(2) - (flat - clipped).pow(2)
+        k = torch.as_tensor(eps, dtype=flat.dtype, device=flat.device).expand(flat.shape[0])
+        return (clipped * _top_k_mask(gain, k)).reshape(delta.shape)
 
     def random_init(
         self,

@@ -146,8 +146,12 @@ class Attack(ABC):
     def project(
         self, x0: torch.Tensor, x: torch.Tensor, eps: torch.Tensor, bounds: Bounds
     ) -> torch.Tensor:
-        """Back into the eps-ball around x0, then into the box (which keeps the ball)."""
-        return clip_box(x0 + self.norm.project(x - x0, eps), bounds)
+        """Onto the intersection of the eps-ball around x0 and the box (``Norm.project_box``:
+        exact for every norm)."""
+        if bounds is None:
+            return x0 + self.norm.project(x - x0, eps)
+        lo, hi = bounds
+        return clip_box(x0 + self.norm.project_box(x - x0, eps, hi - x0, x0 - lo), bounds)
 
     def adversarial(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """(B,) bool: the attack's success criterion on logits (default: misclassified)."""

@@ -120,5 +120,6 @@ class Exact(Attack):
             d = self.norm.dual_norm_free_bound(a, mc)
         else:
             d = self.norm.min_linear_dist(a, harmful_room(v, x, bounds), mc)
+        d = torch.where(mc <= 0, torch.zeros_like(d), d)  # already misclassified
         d = torch.where(finite, d, torch.full_like(d, float("inf")))
         return d.amin(dim=1)
