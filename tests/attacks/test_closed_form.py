@@ -2,8 +2,9 @@
 white-box attacks reach it.
 
 Binary models: every white-box attack equals ``exact`` for linf, l2 and l1, with and without
-the [0, 1] box, up to boundary ties (tie_tolerance); the one exception is random-start PGD with
-a fixed step under l1 with the box, which hovers near the optimum and may miss 1% more. Multiclass models: the
+the [0, 1] box, up to boundary ties (tie_tolerance). Two approximate optimisers get 1% more:
+random-start PGD with a fixed step under l2/l1 (it hovers near the optimum on the sphere) and
+CW (Adam on a penalty, few steps); with no random start PGD/EOT/BPDA are exact. Multiclass models: the
 targeted attack that tries every runner-up class (APGD-T, n_targets = C - 1) equals ``exact``;
 untargeted ones can only be weaker, never stronger than the closed form.
 """
@@ -58,7 +59,8 @@ def test_binary_white_box_equals_exact(norm: str, box: str, cfg: object) -> None
     n_exact, _ = robust_counts(ac.ExactAttack(norm=norm, eps=EPS[norm]), model, x, y, bounds)
     n_got, _ = robust_counts(cfg, model, x, y, bounds)
     random_start = getattr(cfg, "random_start", False) and cfg.name == "pgd"  # type: ignore[attr-defined]
-    slack = 2 if box == "box" and norm == "l1" and random_start else 0
+    approximate = (random_start and norm != "linf") or cfg.name == "cw"  # type: ignore[attr-defined]
+    slack = len(y) // 100 if approximate else 0
     assert (n_got - n_exact).abs().max() <= tie_tolerance(len(y)) + slack, (n_got, n_exact)
     assert bool((n_got >= n_exact).all()) or cfg.name == "cw", "nothing beats the closed form"  # type: ignore[attr-defined]
     assert n_exact[-1] < n_exact[0] - 5, "the test must exercise non-trivial eps"
