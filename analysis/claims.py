@@ -165,11 +165,14 @@ def sphere_distances(metrics: pl.DataFrame, examples: pl.DataFrame) -> pl.DataFr
 
 
 def tsipras_points(df: pl.DataFrame) -> pl.DataFrame:
-    """Tsipras rows at eps >= 2 eta (eta = the config's, else 3 / sqrt(d_weak)), with the
-    clean and robust accuracy of each (method, d, model) pooled over seeds."""
+    """Tsipras rows of the strongest linf attack at the smallest eps >= 2 eta (eta = the
+    config's, else 3 / sqrt(d_weak)), clean and robust accuracy per (method, d, model) pooled
+    over seeds."""
     rows = df.filter((pl.col("dataset") == "tsipras") & (pl.col("member") == -1))
-    if rows.is_empty():
-        return rows
+    attack = pick_attack(rows, "linf")  # Thm 2.1 is about linf perturbations
+    if attack is None:
+        return rows.clear()
+    rows = rows.filter((pl.col("attack") == attack) & (pl.col("norm") == "linf"))
     eta = pl.coalesce("ds_eta", 3.0 / pl.col("ds_d").cast(pl.Float64).sqrt())
     rows = rows.with_columns(eta.alias("eta")).filter(pl.col("eps") >= 2 * pl.col("eta") - 1e-9)
     if rows.is_empty():
@@ -199,9 +202,11 @@ def log_grid(lo: float, hi: float, points: int = 60) -> list[float]:
 def one_config(
     rows: pl.DataFrame, model: str = "linear", train_method: str = "standard"
 ) -> pl.DataFrame:
-    """Rows of one (model, train_method): the preferred pair when present, else the first."""
+    """Rows of one (model, train_method): the preferred pair when present, else the first pair
+    with the preferred training method, else the first pair."""
     if rows.is_empty():
         return rows
     pairs = rows.select("model", "train_method").unique().sort("model", "train_method").rows()
-    m, t = (model, train_method) if (model, train_method) in pairs else pairs[0]
+    same_method = [p for p in pairs if p[1] == train_method]
+    m, t = (model, train_method) if (model, train_method) in pairs else (same_method or pairs)[0]
     return rows.filter((pl.col("model") == m) & (pl.col("train_method") == t))

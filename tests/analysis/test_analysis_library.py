@@ -139,3 +139,18 @@ def test_importing_analysis_loads_neither_torch_nor_ray() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_tsipras_points_use_linf_at_two_eta(frame: pl.DataFrame) -> None:
+    ts = claims.tsipras_points(frame)
+    assert set(ts["norm"].to_list()) == {"linf"} and ts.height == 4  # 2 methods x 2 d
+    eta = 3 / np.sqrt(ts["d"].cast(pl.Float64) - 1)
+    assert ((ts["eps"] - 2 * eta).abs() < 1e-5).all()
+
+
+def test_one_config_prefers_the_standard_method() -> None:
+    rows = pl.DataFrame(
+        {"model": ["mlp", "mlp", "cnn"], "train_method": ["pgd_at", "standard", "pgd_at"]}
+    )
+    assert claims.one_config(rows).rows() == [("mlp", "standard")]
+    assert claims.one_config(rows, "cnn", "pgd_at").rows() == [("cnn", "pgd_at")]
