@@ -110,10 +110,9 @@ def black_box_beats_white_box_table(
         for j, (norm_b, white_b, eps_b, rob_b) in enumerate(evaluations):
             if white_b or norm_b != norm_w:
                 continue
-            shared = [
-                (rob_b[eps_b.index(e)], r) for e, r in zip(eps_w, rob_w, strict=True) if e in eps_b
-            ]
-            if shared and black_box_vs_white_box(*zip(*shared, strict=True), n=n):
+            pairs = [(e, r) for e, r in zip(eps_w, rob_w, strict=True) if e in eps_b]
+            black = [rob_b[list(eps_b).index(e)] for e, _ in pairs]
+            if pairs and black_box_vs_white_box(black, [r for _, r in pairs], n):
                 out.setdefault(i, []).append(BLACK_BOX_BEATS_WHITE_BOX)
                 out.setdefault(j, []).append(BLACK_BOX_BEATS_WHITE_BOX)
     return out

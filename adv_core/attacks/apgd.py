@@ -10,6 +10,7 @@ improve. Momentum 0.75. Losses: CE, DLR (difference of logits ratio) and targete
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 
@@ -38,6 +39,10 @@ def checkpoint_phases(steps: int) -> list[int]:
     return out
 
 
+def _targeted_at(targets: torch.Tensor, idx: torch.Tensor) -> Loss:
+    return targeted_dlr(targets[idx])
+
+
 class Apgd(Attack):
     cfg: ApgdAttack
 
@@ -46,12 +51,13 @@ class Apgd(Attack):
         kind = self.cfg.loss
         runs: list[Callable[[torch.Tensor], Loss]] = []
         if kind in ("ce", "dlr", "auto"):
-            runs.append(lambda idx, name=("dlr" if kind == "dlr" else "ce"): LOSSES[name])
+            untargeted = LOSSES["dlr" if kind == "dlr" else "ce"]
+            runs.append(lambda idx: untargeted)
         if kind in ("dlr_targeted", "auto"):
             with torch.no_grad():
                 order = model(x).argsort(dim=1, descending=True)  # (A, C), clean ranking
             for r in range(1, min(self.cfg.n_targets, order.shape[1] - 1) + 1):
-                runs.append(lambda idx, r=r: targeted_dlr(order[idx, r]))
+                runs.append(partial(_targeted_at, order[:, r]))
         return runs
 
     def perturb(

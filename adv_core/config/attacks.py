@@ -101,7 +101,7 @@ class CwAttack(_AttackBase):
     a binary search over the constant c. Reports each example's smallest successful distance."""
 
     name: Literal["cw"] = "cw"
-    norm: Literal["l2"] = "l2"  # type: ignore[assignment]
+    norm: Literal["l2"] = "l2"
     steps: PositiveInt = 100
     search_steps: PositiveInt = 6
     lr: PositiveFloat = 0.05
