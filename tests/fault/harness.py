@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +166,3 @@ def record(
     }
     with open(path, "a") as f:
         f.write(json.dumps(entry, default=str) + "\n")
-
-
-__all__ = ["Audit", "asdict"]

@@ -65,7 +65,7 @@ def test_worker_sigkill_at_random_points(ray_cluster: Any, tmp_path: Path) -> No
         time.sleep(0.05)  # the sweep is under way once the first cell is done
     kills: list[float] = []
     while len(kills) < 3 and th.is_alive():
-        time.sleep(rng.uniform(0.1, 1.0))
+        time.sleep(rng.uniform(0.1, 0.6))
         pids = cell_runner_pids(running=True)
         if pids:
             os.kill(rng.choice(pids), signal.SIGKILL)
