@@ -132,7 +132,8 @@ def bound_violations(curves: pl.DataFrame, ceiling: str) -> pl.DataFrame:
 def sphere_distances(metrics: pl.DataFrame, examples: pl.DataFrame) -> pl.DataFrame:
     """Per spheres cell and l2 attack: the error rate mu on the inner sphere (label 0) and the
     median distance to the nearest error (0 for errors; min_distance, else the smallest
-    breaking eps of the list) over inner points, times sqrt(d)."""
+    breaking eps of the list) over inner points, times sqrt(d). ``exact`` is false where the
+    distances are the grid's upper bounds (no per-example minimal distance)."""
     cells = (
         metrics.filter(pl.col("dataset") == "spheres")
         .select("cell_hash", "d", "model", "n_train")
@@ -155,6 +156,7 @@ def sphere_distances(metrics: pl.DataFrame, examples: pl.DataFrame) -> pl.DataFr
         .agg(
             (1.0 - pl.col("clean_correct").cast(pl.Float64).mean()).alias("mu"),
             pl.col("dist").median().alias("distance"),
+            pl.col("min_distance").is_not_null().all().alias("exact"),
             pl.len().alias("points"),
         )
         .with_columns(

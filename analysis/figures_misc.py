@@ -52,7 +52,9 @@ def spheres_distance(measured: pl.DataFrame, theory: pl.DataFrame) -> Any:
     ax.plot(t["mu"], t["distance_sqrt_d"], "k-", label="cap (extremal): Phi^-1(1-mu)")
     for i, d in enumerate(measured["d"].unique().sort().to_list()):
         s = measured.filter(pl.col("d") == d)
-        ax.plot(s["mu"], s["distance_sqrt_d"], "o", color=f"C{i}", label=f"d={d}")
+        exact = "exact" not in s.columns or bool(s["exact"].all())
+        label = f"d={d}" if exact else f"d={d} (upper bound: smallest breaking eps of the grid)"
+        ax.plot(s["mu"], s["distance_sqrt_d"], "o" if exact else "v", color=f"C{i}", label=label)
     ax.set_xscale("log")
     ax.set_xlabel("error rate mu (inner sphere)")
     ax.set_ylabel("median l2 distance to an error x sqrt(d)")
