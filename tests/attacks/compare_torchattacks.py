@@ -55,6 +55,7 @@ def ours(eps: float, l2_eps: float) -> dict[str, object]:
         "min_norm(pgd) at eps": ac.MinNormAttack(
             eps=(eps,), base=ac.PgdAttack(steps=20), max_eps=0.5
         ),
+        "fooling (pure noise, eps = 0)": ac.FoolingAttack(eps=(0.0,)),
         "fooling (eps = radius)": ac.FoolingAttack(eps=(eps,)),
         f"pgd l2 eps={l2_eps:.2f}": ac.PgdAttack(norm="l2", eps=(l2_eps,), steps=50, rel_step=0.1),
         f"cw l2 eps={l2_eps:.2f}": ac.CwAttack(eps=(l2_eps,)),
@@ -89,7 +90,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--eps", type=float, default=0.1)
     ap.add_argument("--n-eval", type=int, default=400)
-    ap.add_argument("--l2-eps", type=float, default=1.0)
+    ap.add_argument("--l2-eps", type=float, default=0.5)
+    ap.add_argument("--only", default="", help="run only attacks whose name contains this")
     args = ap.parse_args()
     torch.manual_seed(0)
     model, bundle = trained_mlp(args.n_eval)
@@ -100,6 +102,8 @@ def main() -> None:
     print(f"{'attack':34s} {'ours':>7s} {'s':>6s} {'torchattacks':>13s} {'s':>6s}")
     refs = reference(model, args.eps, l2_eps)
     for name, cfg in ours(args.eps, l2_eps).items():
+        if args.only not in name:
+            continue
         t0 = time.perf_counter()
         res = attacks.build(cfg)(model, x, y, cfg.eps, bounds=(0.0, 1.0), generator=generator(name))  # type: ignore[attr-defined]
         t1 = time.perf_counter()
