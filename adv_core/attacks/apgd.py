@@ -122,4 +122,6 @@ class Apgd(Attack):
             step = torch.where(cut, step / 2, step)
             x[cut], g[cut] = x_best[cut], g_best[cut]
             x_prev[cut] = x[cut]
+            if bool(found.all()):  # one sync per phase: stop once every example is broken
+                break
         return torch.where(bcast(found, x), x_adv, x_best)

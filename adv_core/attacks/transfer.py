@@ -9,14 +9,10 @@ gets right at the smaller eps.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from adv_core.attacks.base import Attack, Bounds, Model
 from adv_core.config.attacks import TransferAttack
-
-BaseBuilder = Any
 
 
 class Transfer(Attack):
