@@ -46,6 +46,12 @@ def semantic_errors(spec: SweepSpec) -> Errors:
     )
 
 
+def _row_key(attack: object) -> tuple[object, ...]:
+    """What tells two attacks' rows apart: name, norm and, for transfer, the source member
+    (a transfer matrix lists one transfer attack per source member)."""
+    return (getattr(attack, "name", None), getattr(attack, "norm", None), getattr(attack, "source_member", None))
+
+
 def _duplicate_errors(spec: SweepSpec) -> Errors:
     """A configuration listed twice would plan the same cell twice; an attack with the same
     (name, norm) as another at an eps they share would give rows nobody can tell apart."""
@@ -64,7 +70,7 @@ def _duplicate_errors(spec: SweepSpec) -> Errors:
                 seen.add(key)
     for j, b in enumerate(spec.attacks):
         for i, a in enumerate(spec.attacks[:j]):
-            if (a.name, a.norm) == (b.name, b.norm) and set(a.eps) & set(b.eps):
+            if _row_key(a) == _row_key(b) and set(a.eps) & set(b.eps):
                 errors.append(
                     (
                         f"attacks[{j}]",

@@ -159,6 +159,7 @@ def run(
     s = read_spec(spec, max_cells)
     check_results_root(results)
     check_run_id(run_id)
+    from cluster.pool import WorkerStartError
     from cluster.scheduler import CellState
     from sweeps.progress import SweepProgress
 
@@ -189,6 +190,9 @@ def run(
             highlight=False,
             soft_wrap=True,
         )
+        raise typer.Exit(EXIT_FAILED) from None
+    except WorkerStartError as exc:  # e.g. the project is not importable on a node
+        err.print(f"[red]error[/red] workers: {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_FAILED) from None
     sm = outcome.summary
     out.print(

@@ -101,7 +101,7 @@ def expand(grid: BaseModel) -> Iterator[Any]:
 class Resources(Frozen):
     """Execution settings: never part of a hash."""
 
-    gpus_per_worker: NonNegativeFloat = 0.0
+    gpus_per_worker: NonNegativeFloat = 1.0  # used only where the cluster has GPUs
     cpus_per_worker: PositiveFloat = 1.0
     max_retries: Annotated[int, Field(ge=0, le=20)] = 2
     cell_timeout_s: PositiveFloat | None = None

@@ -81,3 +81,25 @@ def test_results_path_that_is_a_file(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["run", str(spec), "--results", str(f), "--workers", "0"])
     assert res.exit_code == 2
     assert "--results" in res.output
+
+
+def test_transfer_matrix_sources_are_distinct_attacks() -> None:
+    rows = "\n".join(
+        f"  - {{name: transfer, norm: linf, eps: [0.1], source_member: {m}}}" for m in (0, 1)
+    )
+    spec = loads_spec(
+        GOOD.replace("attacks: [{name: pgd, norm: linf, eps: [0.0, 0.1]}]", "attacks:\n" + rows)
+    )
+    assert [a.source_member for a in spec.attacks] == [0, 1]
+    same = "\n".join(
+        "  - {name: transfer, norm: linf, eps: [0.1], source_member: 0}" for _ in (0, 1)
+    )
+    with pytest.raises(SpecError) as exc:
+        loads_spec(
+            GOOD.replace("attacks: [{name: pgd, norm: linf, eps: [0.0, 0.1]}]", "attacks:\n" + same)
+        )
+    assert "attacks[1]" in [p for p, _ in exc.value.errors]
+
+
+def test_gpus_per_worker_defaults_to_one_gpu_per_worker() -> None:
+    assert loads_spec(GOOD).resources.gpus_per_worker == 1.0

@@ -18,7 +18,7 @@ from adv_core.config.models import ModelConfig
 from adv_core.config.training import TrainingConfig
 
 # Bump when a change to training or evaluation code changes numbers for an unchanged cell.
-ALGO_VERSION = "1"
+ALGO_VERSION = "2"
 
 
 class Cell(Frozen):
