@@ -31,6 +31,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="tiny sizes, one repetition (smoke test)")
     p.add_argument("--only", default="", help="comma-separated item numbers 1-7 (default: all)")
     p.add_argument("--out", type=Path, default=None, help=f"JSON folder (default {RESULTS_DIR})")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads in this process (default 1, like a 1-CPU sweep worker; more "
+        "threads on a shared machine make timings far noisier)",
+    )
     return p.parse_args(argv)
 
 
@@ -56,11 +63,15 @@ def run_all(names: list[str], scale: Scale) -> tuple[list[Measurement], dict[str
             continue
         rows += got
         print(f"[{name}] done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+        print(table(got), file=sys.stderr, flush=True)
     return rows, errors
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
     scale = QUICK if args.quick else FULL
     t0 = time.perf_counter()
     rows, errors = run_all(_selected(args.only), scale)

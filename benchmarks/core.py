@@ -39,7 +39,7 @@ class Scale:
     demo_spec: str  # "demo" or "tiny" (item 7)
 
 
-FULL = Scale("full", 1000, 20, 5, 8, 16, 1024, 5, 200, 2, 1_000_000, 100, "demo")
+FULL = Scale("full", 1000, 20, 3, 8, 16, 1024, 5, 200, 2, 1_000_000, 100, "demo")
 QUICK = Scale("quick", 64, 2, 1, 3, 2, 64, 1, 4, 2, 20_000, 4, "tiny")
 
 

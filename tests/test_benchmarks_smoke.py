@@ -62,7 +62,7 @@ def test_pgd_sides_see_the_same_budget() -> None:
     from benchmarks import attack_bench
     from benchmarks.fixtures import EPS, REL_STEP, targets
 
-    (mlp, _) = targets(8, epochs=1)
+    (mlp, _) = targets(QUICK.batch, epochs=1, n_train=256)  # cached from the quick run
     atk = attack_bench.torchattacks_pgd(mlp, steps=3)
     assert (atk.eps, atk.alpha, atk.steps) == (EPS, REL_STEP * EPS, 3)
     x_adv = attack_bench.reference_pgd(mlp, steps=3)()
