@@ -118,6 +118,8 @@ class Norm(ABC):
     ) -> torch.Tensor:
         """Smallest eps (...,) whose best linear decrease <a, fill(a, room, eps)> reaches m
         (inf where even the whole box falls short): bisection on eps, float64."""
+        if not bool(torch.isfinite(room).any()):  # no box: distance to the hyperplane
+            return self.dual_norm_free_bound(a, m)
         full = self.norm(torch.where(a > 0, room, torch.zeros_like(room)).flatten(0, -2))
         full = full.reshape(a.shape[:-1])
         reach = (a * torch.where(a > 0, room, torch.zeros_like(room))).sum(-1)
@@ -203,6 +205,8 @@ class L2(Norm):
     def fill(self, a: torch.Tensor, room: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """r = min(a t, room) with t the Lagrange multiplier's inverse, found by bisection."""
         t_lo = eps / a.norm(dim=-1).clamp_min(_TINY)  # no clipping: ||a t_lo|| = eps
+        if not bool(torch.isfinite(room).any()):  # no box: the closed form a eps / ||a||_2
+            return a * t_lo[..., None]
         brk = torch.where(torch.isfinite(room) & (a > 0), room / a.clamp_min(_TINY), 0.0)
         t_hi = torch.maximum(brk.amax(dim=-1), t_lo)  # every coordinate saturated beyond
         for _ in range(_BISECT):
@@ -238,6 +242,8 @@ class L2(Norm):
         self, a: torch.Tensor, room: torch.Tensor, m: torch.Tensor, iters: int = 60
     ) -> torch.Tensor:
         """Bisection straight on the multiplier t of the path r(t) = min(a t, room)."""
+        if not bool(torch.isfinite(room).any()):  # no box: distance to the hyperplane
+            return self.dual_norm_free_bound(a, m)
         reach = (a * room.masked_fill(a == 0, 0.0)).sum(-1)
         t_lo = torch.zeros_like(m)
         t_hi = m.clamp_min(0) / a.pow(2).sum(-1).clamp_min(_TINY)  # no clipping reaches m here
