@@ -328,6 +328,9 @@ class L1(Norm):
 
     def fill(self, a: torch.Tensor, room: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """Fractional knapsack: spend eps on coordinates by decreasing a, each up to its room."""
+        if not bool(torch.isfinite(room).any()):  # no box: the whole budget on argmax a
+            idx = a.argmax(dim=-1, keepdim=True)
+            return torch.zeros_like(a).scatter(-1, idx, eps[..., None].expand_as(idx).to(a.dtype))
         order = a.argsort(dim=-1, descending=True)
         rs = room.gather(-1, order).masked_fill(a.gather(-1, order) == 0, 0.0)
         before = torch.cat([torch.zeros_like(rs[..., :1]), rs.cumsum(dim=-1)[..., :-1]], dim=-1)
