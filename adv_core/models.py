@@ -143,6 +143,12 @@ class Members(nn.Module):
     def buffer_dict(self) -> dict[str, torch.Tensor]:
         return {k: getattr(self, f"_buf{i}") for i, k in enumerate(self._buffer_names)}
 
+    def forward_member(self, x: torch.Tensor, index: int) -> torch.Tensor:
+        """Member ``index`` alone: (B, *in) -> (B, C), without running the others."""
+        params = {k: v[index] for k, v in self.param_dict().items()}
+        buffers = {k: v[index] for k, v in self.buffer_dict().items()}
+        return functional_call(self._base[0], (params, buffers), (x,))
+
     def _call(self, x: torch.Tensor, x_dim: int | None) -> torch.Tensor:
         base = self._base[0]
 
@@ -188,6 +194,9 @@ class LoopMembers(nn.Module):
 
     def forward_each(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([m(xi) for m, xi in zip(self.members, x, strict=True)])
+
+    def forward_member(self, x: torch.Tensor, index: int) -> torch.Tensor:
+        return self.members[index](x)
 
     def state(self) -> dict[str, torch.Tensor]:
         sd = [m.state_dict() for m in self.members]
@@ -261,7 +270,8 @@ class MemberView(nn.Module):
         return self._ens[0].randomized
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._ens[0].member_logits(x)[self.index]
+        ens = self._ens[0]  # only this member runs (the preprocess draws the same randomness)
+        return ens.members.forward_member(ens.preprocess(x), self.index)
 
     def linear_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         w, b = stacked_linear_weights(self._ens[0])
