@@ -165,7 +165,7 @@ def targets(ens: Ensemble) -> list[tuple[int, Any]]:
 
 
 EXAMPLE_COLUMNS = ("member", "example", "label", "clean_correct", "margin", "attack", "norm",
-                   "broken_eps", "min_distance")  # fmt: skip
+                   "broken_eps", "min_distance", "clean_pred")  # fmt: skip
 
 
 def evaluate(
@@ -183,7 +183,8 @@ def evaluate(
         clean_ok = predict_correct(model, x, y)
         base_flags = _target_flags(model, x, y)
         with torch.no_grad():
-            margin = -margin_loss(model(x), y)
+            logits = model(x)  # (N, C)
+            margin, clean_pred = -margin_loss(logits, y), logits.argmax(dim=1)
         per_attack: list[list[dict[str, Any]]] = []
         evals: list[tuple[str, bool, tuple[float, ...], list[int]]] = []
         for a_idx, (a_cfg, (attack, source)) in enumerate(zip(cell.attacks, built, strict=True)):
@@ -211,7 +212,7 @@ def evaluate(
                 evals.append((a_cfg.norm, attack.white_box, res.epsilons, n_rob))
             else:
                 evals.append(("", True, (), []))  # the fooling metric is no attack to compare
-            _add_examples(examples, member, a_cfg, y, clean_ok, margin, res)
+            _add_examples(examples, member, a_cfg, y, (clean_ok, clean_pred, margin), res)
         for i, extra in checks.black_box_beats_white_box_table(evals, len(y)).items():
             for row in per_attack[i]:
                 row["flags"] = sorted(set(row["flags"]) | set(extra))
@@ -317,10 +318,11 @@ def _add_examples(
     member: int,
     a_cfg: Any,
     y: torch.Tensor,
-    clean_ok: torch.Tensor,
-    margin: torch.Tensor,
+    clean: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     res: attacks.AttackResult,
 ) -> None:
+    """clean: (correct (N,) bool, predicted class (N,), logit margin (N,)) on clean inputs."""
+    clean_ok, clean_pred, margin = clean
     n = len(y)
     eps = torch.tensor(res.epsilons + (math.inf,), device=res.success.device)
     first = (
@@ -339,3 +341,4 @@ def _add_examples(
     ex["norm"] += [a_cfg.norm] * n
     ex["broken_eps"] += broken_eps.tolist()
     ex["min_distance"] += dist
+    ex["clean_pred"] += clean_pred.tolist()

@@ -81,6 +81,7 @@ EXAMPLES_FIELDS: list[pa.Field] = [
     pa.field("norm", pa.string(), nullable=False),
     pa.field("broken_eps", pa.float64(), nullable=False),
     pa.field("min_distance", pa.float64()),
+    pa.field("clean_pred", pa.int64()),  # the predicted class on the clean input
 ]
 EXAMPLES_SCHEMA = pa.schema(EXAMPLES_FIELDS, metadata={"schema_version": str(SCHEMA_VERSION)})
 EXAMPLES_COLUMNS = tuple(f.name for f in EXAMPLES_FIELDS)

@@ -84,3 +84,15 @@ def test_schema_rejects_bad_rows(written: tuple) -> None:
             metrics_table([{**rows[0], **mutate}])
     with pytest.raises(SchemaError):
         metrics_table([{k: v for k, v in rows[0].items() if k != "flags"}])
+
+
+def test_examples_table_carries_clean_predictions(written: tuple) -> None:
+    store, run, cells = written
+    from analysis import load_examples
+
+    ex = load_examples(store.root).collect()
+    assert ex.height > 0 and ex["clean_pred"].null_count() == 0
+    assert (ex["clean_correct"] == (ex["clean_pred"] == ex["label"])).all()
+    # the ensemble (member -1) and both members, every example once per attack
+    assert sorted(ex["member"].unique().to_list()) == [-1, 0, 1]
+    assert ex.select("member", "attack", "example").is_duplicated().sum() == 0

@@ -193,6 +193,7 @@ def spheres_examples(run: RunInfo, rows: list[dict[str, Any]], rng: np.random.Ge
             "norm": ["l2"] * n,
             "broken_eps": np.where(correct, 0.3, 0.0).tolist(),
             "min_distance": dist.tolist(),
+            "clean_pred": np.where(correct, label, 1 - label).tolist(),
         }
     )
 
