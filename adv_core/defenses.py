@@ -80,5 +80,10 @@ def straight_through(model: nn.Module) -> Iterator[None]:
             m.straight_through = False
 
 
-for _kind, _factory in _DEFENSES.items():
-    PREPROCESS[_kind] = lambda spec, f=_factory: f(spec["param"])
+def _from_spec(spec: dict[str, Any]) -> nn.Module:
+    """Rebuild a saved preprocessing module from its JSON spec {"kind": ..., "param": ...}."""
+    return build_defense(str(spec["kind"]), float(spec["param"]))
+
+
+for _kind in _DEFENSES:
+    PREPROCESS[_kind] = _from_spec
