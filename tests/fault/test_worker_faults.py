@@ -53,9 +53,13 @@ def result(th: threading.Thread, box: dict[str, Any], timeout: float = 150) -> S
     return out
 
 
-def test_worker_sigkill_at_random_points(ray_cluster: Any, tmp_path: Path) -> None:
+def test_worker_sigkill_at_random_points(
+    ray_cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Three SIGKILLs of CellRunner worker processes at seeded random times: Ray restarts the
     actors, the driver re-queues the interrupted cells, and the sweep completes."""
+    # Every cell lasts at least 1 s, so three kills land mid-sweep however fast the machine.
+    monkeypatch.setenv("SWEEPS_FAULT_INJECT", "sleep::1.0")
     spec = fault_spec("wkill", seeds="[0, 1]")
     results = tmp_path / "results"
     rng = random.Random(9)
