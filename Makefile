@@ -29,7 +29,7 @@ $(RAY_HOME)/ray_bootstrap_config.yaml:
 
 demo: install $(RAY_HOME)/ray_bootstrap_config.yaml
 	$(RUN_ENV) $(VENV)/bin/sweeps run sweeps/specs/demo.yaml --results $(RESULTS) --run-id demo
-	$(RUN_ENV) $(VENV)/bin/sweeps report --results $(RESULTS) --sweep demo --out $(RESULTS)/reports/demo.html
+	$(RUN_ENV) $(VENV)/bin/sweeps report --results $(RESULTS) --sweep demo --notebook overview --notebook transfer_and_ensembles --out $(RESULTS)/reports/demo.html
 	@echo
 	@echo "Parquet metrics: $(RESULTS)/metrics/sweep=demo/run=demo/"
 	@echo "HTML report:     $(RESULTS)/reports/demo.html"
