@@ -82,7 +82,7 @@ def available() -> list[str]:
 
 def figures_dir(out: str | Path) -> Path:
     """PNG copies of the report's figures: reports/<name>_figures/ next to reports/<name>.html."""
-    path = Path(out)
+    path = Path(out).resolve()  # absolute: the kernel runs in analysis/notebooks/
     return path.with_name(f"{path.stem}_figures")
 
 

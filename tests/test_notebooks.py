@@ -12,20 +12,27 @@ from sweeps.cli import app
 
 
 @pytest.mark.slow
-def test_overview_notebook_executes_and_renders(tiny_spec: Path, tmp_path: Path) -> None:
-    results = tmp_path / "results"
+def test_overview_notebook_executes_and_renders(
+    tiny_spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # relative paths, as a user types them
     run = CliRunner().invoke(
-        app, ["run", str(tiny_spec), "--results", str(results), "--workers", "0", "--quiet"]
+        app, ["run", str(tiny_spec), "--results", "results", "--workers", "0", "--quiet"]
     )
     assert run.exit_code == 0, run.output
-    out = tmp_path / "report.html"
     rep = CliRunner().invoke(
-        app, ["report", "--results", str(results), "--out", str(out), "--notebook", "overview"]
+        app, ["report", "--results", "results", "--out", "report.html", "--notebook", "overview"]
     )
     assert rep.exit_code == 0, rep.output
-    html = out.read_text()
+    html = (tmp_path / "report.html").read_text()
     assert "Overview: robust accuracy against eps" in html and html.count("<img ") == 2
     assert "Traceback" not in html
+    # the PNG copies land next to the report, not in the kernel's working folder
+    assert len(list((tmp_path / "report_figures").glob("*.png"))) == 2
+    notebooks = Path(__file__).resolve().parent.parent / "analysis" / "notebooks"
+    assert sorted(p.suffix for p in notebooks.iterdir()) == [".ipynb"] * len(
+        list(notebooks.iterdir())
+    )
 
 
 def test_notebooks_are_committed_without_outputs() -> None:
