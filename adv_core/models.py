@@ -307,8 +307,9 @@ def make_members(
     input_shape: tuple[int, ...] | None = None,
 ) -> MemberStack:
     """Stack modules for vmap when possible (checked by a probe call when ``input_shape`` is
-    given), else fall back to a loop."""
-    if vectorize:
+    given), else fall back to a loop. A single member runs as a plain module: vmap over one
+    member only adds overhead (2.5x on a small MLP's forward and backward, BENCHMARKS.md)."""
+    if vectorize and len(modules) > 1:
         try:
             members = Members(modules)
         except (RuntimeError, ValueError):
