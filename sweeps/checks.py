@@ -49,7 +49,11 @@ def semantic_errors(spec: SweepSpec) -> Errors:
 def _row_key(attack: object) -> tuple[object, ...]:
     """What tells two attacks' rows apart: name, norm and, for transfer, the source member
     (a transfer matrix lists one transfer attack per source member)."""
-    return (getattr(attack, "name", None), getattr(attack, "norm", None), getattr(attack, "source_member", None))
+    return (
+        getattr(attack, "name", None),
+        getattr(attack, "norm", None),
+        getattr(attack, "source_member", None),
+    )
 
 
 def _duplicate_errors(spec: SweepSpec) -> Errors:
