@@ -15,7 +15,26 @@ from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 from adv_core.config._base import Frozen
 
 
-class GaussianData(Frozen):
+class _BinaryVectors(Frozen):
+    """Synthetic two-class data in R^d (labels y in {-1, +1}; class 1 is y = +1), unbounded
+    unless a subclass says otherwise."""
+
+    d: PositiveInt
+
+    @property
+    def input_dim(self) -> int:
+        return self.d
+
+    @property
+    def n_classes(self) -> int:
+        return 2
+
+    @property
+    def bounds(self) -> tuple[float, float] | None:
+        return None
+
+
+class GaussianData(_BinaryVectors):
     """Schmidt et al. 2018: y uniform in {-1,+1}, x | y ~ N(y theta, sigma^2 I_d).
 
     theta: ``pm1`` (+-1 entries, ||theta||_2 = sqrt(d)), ``normal`` (theta ~ N(0, I)) or
@@ -24,23 +43,10 @@ class GaussianData(Frozen):
     """
 
     name: Literal["gaussian"] = "gaussian"
-    d: PositiveInt
     theta: Literal["pm1", "normal", "dense"] = "pm1"
     sigma: PositiveFloat = 1.0
     sigma_c: PositiveFloat | None = None
     r: PositiveFloat = 3.0
-
-    @property
-    def input_dim(self) -> int:
-        return self.d
-
-    @property
-    def n_classes(self) -> int:
-        return 2
-
-    @property
-    def bounds(self) -> tuple[float, float] | None:
-        return None
 
     @property
     def noise_sigma(self) -> float:
@@ -48,34 +54,24 @@ class GaussianData(Frozen):
         return self.sigma_c * self.d**0.25 if self.sigma_c is not None else self.sigma
 
 
-class BernoulliData(Frozen):
+class BernoulliData(_BinaryVectors):
     """Schmidt et al. 2018: x_j = y theta_j with probability (1 + tau)/2, else -y theta_j."""
 
     name: Literal["bernoulli"] = "bernoulli"
-    d: PositiveInt
     tau: Annotated[float, Field(gt=0.0, le=1.0)] = 0.25
-
-    @property
-    def input_dim(self) -> int:
-        return self.d
-
-    @property
-    def n_classes(self) -> int:
-        return 2
 
     @property
     def bounds(self) -> tuple[float, float] | None:
         return (-1.0, 1.0)
 
 
-class TsiprasData(Frozen):
+class TsiprasData(_BinaryVectors):
     """Tsipras et al. 2019: x_1 = y w.p. p (else -y), x_2..x_{d+1} ~ N(eta y, 1).
 
     ``eta`` defaults to 3 / sqrt(d) (standard accuracy of the weak features ~ Phi(3)).
     """
 
     name: Literal["tsipras"] = "tsipras"
-    d: PositiveInt
     p: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.9
     eta: PositiveFloat | None = None
 
@@ -84,23 +80,14 @@ class TsiprasData(Frozen):
         return self.d + 1
 
     @property
-    def n_classes(self) -> int:
-        return 2
-
-    @property
-    def bounds(self) -> tuple[float, float] | None:
-        return None
-
-    @property
     def weak_eta(self) -> float:
         return self.eta if self.eta is not None else 3.0 / math.sqrt(self.d)
 
 
-class SpheresData(Frozen):
+class SpheresData(_BinaryVectors):
     """Gilmer et al. 2018: concentric spheres of radius ``r_inner`` (y=-1) and ``r_outer`` (y=+1)."""
 
     name: Literal["spheres"] = "spheres"
-    d: PositiveInt
     r_inner: PositiveFloat = 1.0
     r_outer: PositiveFloat = 1.3
 
@@ -109,18 +96,6 @@ class SpheresData(Frozen):
         if self.r_outer <= self.r_inner:
             raise ValueError("r_outer must be larger than r_inner")
         return self
-
-    @property
-    def input_dim(self) -> int:
-        return self.d
-
-    @property
-    def n_classes(self) -> int:
-        return 2
-
-    @property
-    def bounds(self) -> tuple[float, float] | None:
-        return None
 
 
 class _ImageData(Frozen):
