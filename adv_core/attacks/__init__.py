@@ -42,6 +42,7 @@ def known() -> list[str]:
 
 
 register("fgsm", Fgsm)
+register("fgm", Fgsm)
 register("pgd", Pgd)
 register("eot_pgd", EotPgd)
 register("bpda", Bpda)

@@ -50,6 +50,14 @@ class FgsmAttack(_AttackBase):
     name: Literal["fgsm"] = "fgsm"
 
 
+class FgmAttack(_AttackBase):
+    """The fast gradient method: one step of size eps along the l2-normalised gradient (the
+    same step as ``fgsm`` with ``norm: l2``, under its usual name; l2 by default)."""
+
+    name: Literal["fgm"] = "fgm"
+    norm: NormName = "l2"
+
+
 class PgdAttack(_AttackBase):
     """Projected gradient descent (Madry et al.) with random start and restarts.
 
@@ -204,6 +212,7 @@ class FoolingAttack(_AttackBase):
 
 AttackConfig = Annotated[
     FgsmAttack
+    | FgmAttack
     | PgdAttack
     | EotPgdAttack
     | BpdaAttack

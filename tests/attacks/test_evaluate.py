@@ -17,6 +17,7 @@ from adv_core.run import run_cell
 ADAPTER: TypeAdapter = TypeAdapter(AttackConfig)
 SPECS = [
     {"name": "fgsm", "eps": [0.0, 0.1]},
+    {"name": "fgm", "eps": [0.0, 0.5]},
     {"name": "pgd", "eps": [0.0, 0.1], "steps": 10, "random_start": False},
     {"name": "apgd", "eps": [0.1], "steps": 10, "loss": "auto"},
     {"name": "cw", "eps": [0.5], "steps": 10, "search_steps": 2},

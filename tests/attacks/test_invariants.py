@@ -115,7 +115,7 @@ def test_deterministic_given_the_generator(cfg: object) -> None:
 
 
 def test_registry_is_loud_and_complete() -> None:
-    names = {"fgsm", "pgd", "apgd", "cw", "square", "eot_pgd", "bpda", "transfer", "sparse",
+    names = {"fgsm", "fgm", "pgd", "apgd", "cw", "square", "eot_pgd", "bpda", "transfer", "sparse",
              "exact", "min_norm", "fooling"}  # fmt: skip
     assert names <= set(attacks.known())
     with pytest.raises(KeyError, match="registered twice"):
