@@ -192,6 +192,29 @@ class Attack(ABC):
         """Adversarial candidates (A, *D) for the still-robust x (A, *D) at budgets eps (A,)."""
 
     # -- shared work ----------------------------------------------------------------------
+    def worst_case(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        restarts: int,
+        run: Callable[[int, torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        """Per-example worst case over ``restarts`` runs: ``run(r, idx)`` attacks x[idx] and
+        returns candidates for them; each restart attacks only what no earlier one broke, so an
+        example counts as robust only if every restart failed."""
+        best = x.clone()
+        alive = torch.ones(len(y), dtype=torch.bool, device=x.device)
+        for r in range(restarts):
+            idx = alive.nonzero()[:, 0]
+            if len(idx) == 0:
+                break
+            xa = run(r, idx)
+            best[idx] = xa  # the last attempt for survivors; successful ones are kept
+            if r + 1 < restarts:
+                alive[idx[self.hits(model, xa, y[idx])]] = False
+        return best
+
     @torch.no_grad()
     def hits(
         self, model: Model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096

@@ -95,21 +95,14 @@ class Pgd(Attack):
         bounds: Bounds,
         generator: torch.Generator | None,
     ) -> torch.Tensor:
-        best = x.clone()
-        alive = torch.ones(len(y), dtype=torch.bool, device=x.device)
-        for r in range(self.cfg.restarts):
-            idx = alive.nonzero()[:, 0]
-            if len(idx) == 0:
-                break
-            xa = pgd_run(
+        return self.worst_case(
+            model, x, y, self.cfg.restarts,
+            lambda r, idx: pgd_run(
                 self, model, x[idx], y[idx], eps[idx], bounds, generator,
                 steps=self.cfg.steps, rel_step=self.cfg.rel_step, loss=self.cfg.loss,
                 random_start=self.cfg.random_start or r > 0,
-            )  # fmt: skip
-            best[idx] = xa  # the last attempt for survivors; successful ones are kept
-            if r + 1 < self.cfg.restarts:
-                alive[idx[self.hits(model, xa, y[idx])]] = False
-        return best
+            ),
+        )  # fmt: skip
 
 
 class EotPgd(Pgd):

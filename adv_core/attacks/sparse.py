@@ -30,31 +30,38 @@ class Sparse(Attack):
     ) -> torch.Tensor:
         if bounds is None:
             raise ValueError("the sparse (l0) attack needs bounded inputs")
+        return self.worst_case(
+            model, x, y, self.cfg.restarts,
+            lambda r, idx: self._run(model, x[idx], y[idx], eps[idx], bounds, generator, r),
+        )  # fmt: skip
+
+    def _run(
+        self,
+        model: Model,
+        x0: torch.Tensor,
+        y0: torch.Tensor,
+        e: torch.Tensor,
+        bounds: tuple[float, float],
+        generator: torch.Generator | None,
+        restart: int,
+    ) -> torch.Tensor:
+        """One linearise-and-jump run: the first iterate that fooled the model, else the last."""
         lo, hi = bounds
-        best = x.clone()
-        alive = torch.ones(len(y), dtype=torch.bool, device=x.device)
-        for r in range(self.cfg.restarts):
-            idx = alive.nonzero()[:, 0]
-            if len(idx) == 0:
+        xa = (
+            x0
+            if restart == 0
+            else clip_box(x0 + self.norm.random_init(x0.shape, e, generator, x0.device), bounds)
+        )
+        up, down = (hi - x0).flatten(1), (x0 - lo).flatten(1)
+        found = torch.zeros(len(y0), dtype=torch.bool, device=x0.device)
+        out = xa.clone()
+        for _ in range(self.cfg.steps):
+            g, logits = self.gradient(model, xa, y0, "margin", generator)
+            newly = self.adversarial(logits, y0) & ~found
+            out[newly], found = xa[newly], found | newly
+            if bool(found.all()):
                 break
-            x0, y0, e = x[idx], y[idx], eps[idx]
-            xa = (
-                x0
-                if r == 0
-                else clip_box(x0 + self.norm.random_init(x0.shape, e, generator, x0.device), bounds)
-            )
-            up, down = (hi - x0).flatten(1), (x0 - lo).flatten(1)
-            found = torch.zeros(len(idx), dtype=torch.bool, device=x.device)
-            out = xa.clone()
-            for _ in range(self.cfg.steps):
-                g, logits = self.gradient(model, xa, y0, "margin", generator)
-                newly = self.adversarial(logits, y0) & ~found
-                out[newly], found = xa[newly], found | newly
-                if bool(found.all()):
-                    break
-                delta = self.norm.linear_max(g.flatten(1), e, up, down)
-                xa = (x0.flatten(1) + delta).reshape(x0.shape)
-            out[~found] = xa[~found]
-            best[idx] = out
-            alive[idx[self.hits(model, out, y0)]] = False
-        return best
+            delta = self.norm.linear_max(g.flatten(1), e, up, down)
+            xa = (x0.flatten(1) + delta).reshape(x0.shape)
+        out[~found] = xa[~found]
+        return out

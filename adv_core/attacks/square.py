@@ -54,16 +54,10 @@ class Square(Attack):
         bounds: Bounds,
         generator: torch.Generator | None,
     ) -> torch.Tensor:
-        best = x.clone()
-        alive = torch.ones(len(y), dtype=torch.bool, device=x.device)
-        for _ in range(self.cfg.restarts):
-            idx = alive.nonzero()[:, 0]
-            if len(idx) == 0:
-                break
-            xa = self._run(model, x[idx], y[idx], eps[idx], bounds, generator)
-            best[idx] = xa
-            alive[idx[self.hits(model, xa, y[idx])]] = False
-        return best
+        return self.worst_case(
+            model, x, y, self.cfg.restarts,
+            lambda _, idx: self._run(model, x[idx], y[idx], eps[idx], bounds, generator),
+        )  # fmt: skip
 
     def _draw(self, shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:
         return torch.rand(shape, generator=generator)
