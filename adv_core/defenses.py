@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from adv_core.models import PREPROCESS
+from adv_core.registry import Registry
 
 
 class Quantize(nn.Module):
@@ -54,14 +54,21 @@ class GaussianNoise(nn.Module):
         return x + self.sigma * torch.randn_like(x)
 
 
-_DEFENSES: dict[str, Callable[[float], nn.Module]] = {"quantize": Quantize, "noise": GaussianNoise}
+Defense = Callable[[float], nn.Module]
+"""defense(param) -> the preprocessing module (``param``: quantisation step or noise sigma)."""
+
+DEFENSES: Registry[Defense] = Registry("defense")
+DEFENSES.add("quantize", Quantize)
+DEFENSES.add("noise", GaussianNoise)
 
 
 def build_defense(kind: str, param: float) -> nn.Module:
-    try:
-        return _DEFENSES[kind](param)
-    except KeyError:
-        raise KeyError(f"unknown defense {kind!r}; known: {sorted(_DEFENSES)}") from None
+    return DEFENSES.get(kind)(param)
+
+
+def preprocess_from_spec(spec: dict[str, Any]) -> nn.Module:
+    """Rebuild a saved preprocessing module from its JSON spec {"kind": ..., "param": ...}."""
+    return build_defense(str(spec["kind"]), float(spec["param"]))
 
 
 @contextmanager
@@ -78,12 +85,3 @@ def straight_through(model: nn.Module) -> Iterator[None]:
     finally:
         for m in mods:
             m.straight_through = False
-
-
-def _from_spec(spec: dict[str, Any]) -> nn.Module:
-    """Rebuild a saved preprocessing module from its JSON spec {"kind": ..., "param": ...}."""
-    return build_defense(str(spec["kind"]), float(spec["param"]))
-
-
-for _kind in _DEFENSES:
-    PREPROCESS[_kind] = _from_spec

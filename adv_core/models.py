@@ -24,30 +24,19 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from adv_core.config.models import CnnModel, LinearModel, MlpModel, ModelConfig, ResnetModel
+from adv_core.defenses import preprocess_from_spec
+from adv_core.registry import Registry
 from adv_core.rng import derive_seed
 
 Builder = Callable[[Any, tuple[int, ...], int], nn.Module]
-_BUILDERS: dict[str, Builder] = {}
+MODELS: Registry[Builder] = Registry("model")
+register = MODELS.register
 
 _ACTS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 
 
-def register(name: str) -> Callable[[Builder], Builder]:
-    def deco(fn: Builder) -> Builder:
-        if name in _BUILDERS:
-            raise KeyError(f"model {name!r} registered twice")
-        _BUILDERS[name] = fn
-        return fn
-
-    return deco
-
-
 def build_module(cfg: Any, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
-    try:
-        builder = _BUILDERS[cfg.name]
-    except KeyError:
-        raise KeyError(f"unknown model {cfg.name!r}; known: {sorted(_BUILDERS)}") from None
-    return builder(cfg, input_shape, n_classes)
+    return MODELS.get(cfg.name)(cfg, input_shape, n_classes)
 
 
 @register("linear")
@@ -349,10 +338,6 @@ def ensemble_to_bytes(ens: Ensemble, extra: dict[str, Any] | None = None) -> tup
     return st_save(ens.members.state()), json.dumps(meta, sort_keys=True)
 
 
-PreprocessFactory = Callable[[dict[str, Any]], nn.Module]
-PREPROCESS: dict[str, PreprocessFactory] = {}
-
-
 def ensemble_from_bytes(
     weights: bytes, config: str, device: torch.device | str = "cpu"
 ) -> Ensemble:
@@ -364,9 +349,7 @@ def ensemble_from_bytes(
     members = make_members(modules, input_shape=shape)
     members.load_state(st_load(weights))
     pre_spec = meta.get("preprocess")
-    if pre_spec:
-        import adv_core.defenses  # noqa: F401  (registers the preprocessing factories)
-    pre = PREPROCESS[pre_spec["kind"]](pre_spec) if pre_spec else None
+    pre = preprocess_from_spec(pre_spec) if pre_spec else None
     return Ensemble(members, cfg, shape, meta["n_classes"], pre).to(device)
 
 

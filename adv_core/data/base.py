@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from adv_core.registry import Registry
+
 
 @dataclass(frozen=True)
 class DataBundle:
@@ -36,25 +38,7 @@ class DataBundle:
 Loader = Callable[[Any, int, int, int, int], DataBundle]
 """loader(cfg, n_train, n_eval, n_unlabeled, seed) -> DataBundle"""
 
-_LOADERS: dict[str, Loader] = {}
-
-
-def register(name: str) -> Callable[[Loader], Loader]:
-    def deco(fn: Loader) -> Loader:
-        if name in _LOADERS:
-            raise KeyError(f"dataset {name!r} registered twice")
-        _LOADERS[name] = fn
-        return fn
-
-    return deco
-
-
-def get_loader(name: str) -> Loader:
-    try:
-        return _LOADERS[name]
-    except KeyError:
-        raise KeyError(f"unknown dataset {name!r}; known: {sorted(_LOADERS)}") from None
-
-
-def known() -> list[str]:
-    return sorted(_LOADERS)
+DATASETS: Registry[Loader] = Registry("dataset")
+register = DATASETS.register
+get_loader = DATASETS.get
+known = DATASETS.known
