@@ -12,6 +12,12 @@ from typing import Any
 
 from adv_core.config import content_hash
 from cluster.scheduler import CellState, InlineBackend, Summary, run_cells
+from sweeps.exit_codes import (  # noqa: F401 - re-exported for callers and tests
+    EXIT_FAILED,
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_REGRESSION,
+)
 from sweeps.plan import plan
 from sweeps.provenance import (
     code_version,
@@ -24,8 +30,6 @@ from sweeps.rows import RunInfo
 from sweeps.sink import RunSink
 from sweeps.spec import RUN_ID_PATTERN, SweepSpec
 from sweeps.store import ResultStore
-
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_REGRESSION = 0, 1, 2, 3
 
 
 def default_run_id(spec: SweepSpec) -> str:

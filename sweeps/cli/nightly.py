@@ -1,14 +1,23 @@
-"""The ``sweeps nightly``, ``sweeps schedule`` and ``sweeps compact`` commands (registered on
-the typer app of sweeps/cli.py)."""
+"""``sweeps nightly`` and ``sweeps schedule``: the nightly regression run, once or on cron."""
 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.table import Table
+
+from sweeps.cli.common import (
+    AddressOpt,
+    ResultsOpt,
+    SpecArg,
+    WorkersOpt,
+    check_results_root,
+    check_unit,
+    fail_invalid,
+    out,
+    read_spec,
+)
 
 ThresholdOpt = Annotated[
     float,
@@ -23,10 +32,6 @@ RetrainOpt = Annotated[
 HtmlOpt = Annotated[
     bool, typer.Option("--html/--no-html", help="Also execute analysis/notebooks/nightly.ipynb.")
 ]
-WorkersOpt = Annotated[
-    int | None, typer.Option("--workers", help="Worker actors; 0 runs inline without Ray.")
-]
-AddressOpt = Annotated[str | None, typer.Option("--address", help="Existing Ray cluster.")]
 
 
 def _parse_date(value: str | None) -> dt.date:
@@ -35,22 +40,12 @@ def _parse_date(value: str | None) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        from sweeps.cli import fail_invalid
-
         fail_invalid([("--date", f"{value!r} is not a date YYYY-MM-DD")])
-        raise
-
-
-def _check_unit(name: str, value: float) -> None:
-    if not 0.0 <= value < 1.0:
-        from sweeps.cli import fail_invalid
-
-        fail_invalid([(name, f"must be in [0, 1), got {value}")])
 
 
 def nightly(
-    spec: Annotated[Path, typer.Argument(help="Sweep spec (YAML).", show_default=False)],
-    results: Annotated[str, typer.Option("--results", help="Results root.")] = "results",
+    spec: SpecArg,
+    results: ResultsOpt = "results",
     date: Annotated[
         str | None, typer.Option("--date", help="YYYY-MM-DD (default today, UTC).")
     ] = None,
@@ -71,14 +66,13 @@ def nightly(
 ) -> None:
     """Run SPEC as nightly-YYYYMMDD, compare with the previous nightly, write
     reports/<run_id>.{md,json[,html]}; exit 3 on regression."""
-    from sweeps.cli import check_results_root, out, read_spec
     from sweeps.nightly import run_nightly
 
     s = read_spec(spec)
     check_results_root(results)
     day = _parse_date(date)
-    _check_unit("--threshold", threshold)
-    _check_unit("--alpha", alpha)
+    check_unit("--threshold", threshold)
+    check_unit("--alpha", alpha)
     res = run_nightly(
         s, results, day, threshold=threshold, alpha=alpha, retrain=retrain, html=html,
         workers=workers, address=address, report_only=report_only,
@@ -97,9 +91,9 @@ def nightly(
 
 
 def schedule(
-    spec: Annotated[Path, typer.Argument(help="Sweep spec (YAML).", show_default=False)],
+    spec: SpecArg,
     cron: Annotated[str, typer.Option("--cron", help="Cron expression, UTC.")] = "0 2 * * *",
-    results: Annotated[str, typer.Option("--results", help="Results root.")] = "results",
+    results: ResultsOpt = "results",
     threshold: ThresholdOpt = 0.05,
     alpha: AlphaOpt = 0.05,
     retrain: RetrainOpt = False,
@@ -112,7 +106,6 @@ def schedule(
 ) -> None:
     """Run the nightly in the foreground on a cron schedule (see sweeps/schedule.py for the
     overlap and missed-run policy)."""
-    from sweeps.cli import check_results_root, fail_invalid, out, read_spec
     from sweeps.lock import LeaseLock, lock_path
     from sweeps.nightly import run_nightly
     from sweeps.schedule import overall_exit, run_schedule, validate_cron
@@ -133,31 +126,3 @@ def schedule(
 
     firings = run_schedule(job, cron, lock=lock, max_runs=max_runs, log=out.print)
     raise typer.Exit(overall_exit(firings))
-
-
-def compact(
-    results: Annotated[str, typer.Option("--results", help="Results root.")] = "results",
-    sweep: Annotated[str | None, typer.Option("--sweep")] = None,
-    run_id: Annotated[str | None, typer.Option("--run-id")] = None,
-) -> None:
-    """Merge each run's per-cell files into one file per table, without losing or duplicating
-    rows (runs held by a live `sweeps run` are skipped)."""
-    from sweeps.cli import check_results_root, out
-    from sweeps.compact import compact as do_compact
-
-    check_results_root(results)
-    table = Table("sweep", "run", "table", "files before", "files after", "rows merged", "note")
-    for r in do_compact(results, sweep, run_id):
-        if r.skipped:
-            table.add_row(r.sweep, r.run_id, "-", "-", "-", "-", f"skipped: {r.skipped}")
-        for t in r.tables:
-            table.add_row(
-                r.sweep, r.run_id, t.table, str(t.files_before), str(t.files_after), str(t.rows), ""
-            )
-    out.print(table)
-
-
-def register(app: Any) -> None:
-    app.command()(nightly)
-    app.command()(schedule)
-    app.command()(compact)

@@ -1,0 +1,95 @@
+"""``sweeps status`` and ``sweeps report``: read a results root."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from sweeps.cli.common import (
+    JsonOpt,
+    ResultsOpt,
+    RunIdOpt,
+    SweepOpt,
+    check_results_root,
+    err,
+    fail_invalid,
+    out,
+)
+
+
+def status(results: ResultsOpt = "results", as_json: JsonOpt = False) -> None:
+    """Runs with their cells done / failed / missing, and unreadable files."""
+    from sweeps.status import collect_status
+
+    check_results_root(results)
+    info = collect_status(results)
+    if as_json:
+        sys.stdout.write(json.dumps(info, indent=2, default=str) + "\n")
+        return
+    table = Table(
+        "sweep", "run", "planned", "done", "failed", "diverged", "missing", "state", "unreadable"
+    )
+    for r in info["runs"]:
+        table.add_row(
+            r["sweep"],
+            r["run_id"],
+            str(r["planned"]),
+            str(r["done"]),
+            str(r["failed"]),
+            str(r["diverged"]),
+            str(r["missing"]),
+            r["state"],
+            str(len(r["unreadable"])),
+        )
+    out.print(table)
+    for r in info["runs"]:
+        for f in r["unreadable"]:
+            out.print(f"[yellow]unreadable[/yellow] {f}")
+
+
+def report(
+    results: ResultsOpt = "results",
+    out_path: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path(
+        "report.html"
+    ),
+    sweep: SweepOpt = None,
+    run_id: RunIdOpt = None,
+    notebook: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--notebook", help="Notebook name(s) under analysis/notebooks (default: all)."
+        ),
+    ] = None,
+) -> None:
+    """Execute the analysis notebooks on a results folder and write one HTML report, with
+    each figure also saved as a PNG in <out stem>_figures/ next to it. Exit 1 if a notebook
+    failed (the report still shows its output up to the error)."""
+    from analysis.report import NOTEBOOKS, available, build_report
+
+    check_results_root(results)
+    names = notebook or available()
+    unknown = [n for n in names if not (NOTEBOOKS / f"{n}.ipynb").is_file()]
+    if unknown:
+        fail_invalid(
+            [
+                (
+                    "--notebook",
+                    f"unknown notebook(s) {unknown}; known: {sorted(p.stem for p in NOTEBOOKS.glob('*.ipynb'))}",
+                )
+            ]
+        )
+    rep = build_report(results, out_path, names, sweep=sweep, run=run_id)
+    out.print(f"report: {rep.path}")
+    if rep.figures:
+        out.print(f"figures ({len(rep.figures)}): {rep.figures[0].parent}")
+        for f in rep.figures:
+            out.print(f"  {f.name}", highlight=False)
+    for name, msg in rep.failed.items():
+        err.print(f"[red]notebook {name} failed[/red]: {msg}", highlight=False, soft_wrap=True)
+    if rep.failed:
+        raise typer.Exit(1)

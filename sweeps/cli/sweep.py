@@ -1,0 +1,130 @@
+"""``sweeps validate``, ``sweeps plan`` and ``sweeps run``: check, price and run a spec."""
+
+from __future__ import annotations
+
+import errno
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from sweeps.cli.common import (
+    AddressOpt,
+    JsonOpt,
+    MaxCellsOpt,
+    ResultsOpt,
+    RunIdOpt,
+    SpecArg,
+    TokenOpt,
+    WorkersOpt,
+    check_results_root,
+    check_run_id,
+    err,
+    out,
+    read_spec,
+)
+from sweeps.exit_codes import EXIT_FAILED
+
+# Storage failures of the results root that end a run (the cells finished so far are kept).
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES}
+
+
+def validate(spec: SpecArg, max_cells: MaxCellsOpt = None) -> None:
+    """Validate a spec: exit 0, or exit 2 with one message per error naming the field path."""
+    s = read_spec(spec, max_cells)
+    out.print(f"ok: sweep {s.name!r}, {s.grid_size()} cells")
+
+
+def plan(
+    spec: SpecArg,
+    results: ResultsOpt = "results",
+    run_id: RunIdOpt = None,
+    as_json: JsonOpt = False,
+    max_cells: MaxCellsOpt = None,
+) -> None:
+    """Dry run: the cells, how many are done, the estimated cost. Writes nothing."""
+    from sweeps.plan import plan as make_plan
+    from sweeps.plan import summarize
+    from sweeps.runner import default_run_id
+    from sweeps.store import ResultStore
+
+    s = read_spec(spec, max_cells)
+    check_results_root(results)
+    check_run_id(run_id)
+    rid = run_id or default_run_id(s)
+    cells = make_plan(s)
+    done: dict[str, str] = {}
+    if "://" in results or Path(results).is_dir():
+        done, _ = ResultStore(results).cell_status(s.name, rid)
+    summary = summarize(s, cells, {h for h, st in done.items() if st != "failed"})
+    if as_json:
+        out.print_json(json.dumps({"run_id": rid, **summary.__dict__}))
+        return
+    out.print(
+        f"sweep {s.name!r} run {rid}: {summary.cells} cells ({summary.unique_trainings} distinct trainings), {summary.done} done, {summary.pending} pending, ~{summary.rows_per_cell} rows per cell, estimated cost {summary.estimated_cost:.3g} units"
+    )
+
+
+def run(
+    spec: SpecArg,
+    results: ResultsOpt = "results",
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            "--run-id", help="Run id; the default is derived from the spec, so re-running resumes."
+        ),
+    ] = None,
+    address: AddressOpt = None,
+    workers: WorkersOpt = None,
+    token: TokenOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet")] = False,
+    max_cells: MaxCellsOpt = None,
+) -> None:
+    """Run or resume a sweep."""
+    s = read_spec(spec, max_cells)
+    check_results_root(results)
+    check_run_id(run_id)
+    from cluster.pool import WorkerStartError
+    from cluster.scheduler import CellState
+    from sweeps.progress import SweepProgress
+    from sweeps.runner import run_sweep
+
+    if workers != 0:  # join (or start) Ray first, so the dashboard address shows up front
+        from cluster.connect import connect
+
+        ray_info = connect(address, token=token)
+        if ray_info.get("dashboard") and not quiet:
+            out.print(f"Ray dashboard: {ray_info['dashboard']}")
+    try:
+        with SweepProgress(out, enabled=not quiet) as prog:
+            outcome = run_sweep(
+                s,
+                results,
+                run_id,
+                address=address,
+                workers=workers,
+                token=token,
+                progress=prog.update,
+                on_start=prog.start,
+            )
+    except OSError as exc:  # the results storage failed (a full disk): finished cells are kept
+        if exc.errno not in STORAGE_ERRNOS:
+            raise
+        err.print(
+            f"[red]error[/red] --results: cannot write to {escape(results)}: {escape(str(exc))}; "
+            "finished cells are kept, fix the storage and run again to resume",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_FAILED) from None
+    except WorkerStartError as exc:  # e.g. the project is not importable on a node
+        err.print(f"[red]error[/red] workers: {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_FAILED) from None
+    sm = outcome.summary
+    out.print(
+        f"run {outcome.run_id}: {outcome.planned} cells, {outcome.skipped} already done, {sm.count(CellState.DONE) + sm.count(CellState.DIVERGED)} run now, {sm.failed} failed; wall {sm.wall_s:.1f} s"
+    )
+    out.print(f"results: {results}  manifest: {outcome.manifest_path}")
+    raise typer.Exit(outcome.exit_code)
