@@ -1,23 +1,43 @@
 """Cross-field rules of a spec that field types cannot express (each names its field path).
 
 ``grid_size_errors`` runs first and needs no expansion, so a huge grid is refused at once with
-an estimate of what it would cost; ``semantic_errors`` runs on the expanded grid.
+an estimate of what it would cost; ``semantic_errors`` runs on the grid expanded once
+(``spec.grid``). The rules see the spec through ``SpecView``, so this module does not import
+sweeps/spec.py (which calls it).
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
+from adv_core.config import canonical_json
 from adv_core.cost import dataset_size
-
-if TYPE_CHECKING:
-    from sweeps.spec import SweepSpec
+from sweeps.grid import Expansion
 
 Errors = list[tuple[str, str]]
 
 
-def grid_size_errors(spec: SweepSpec, max_cells: int | None = None) -> Errors:
+class SpecView(Protocol):
+    """What the rules read of a validated spec (sweeps.spec.SweepSpec)."""
+
+    @property
+    def max_cells(self) -> int: ...
+    @property
+    def ensemble_size(self) -> int: ...
+    @property
+    def n_eval(self) -> int: ...
+    @property
+    def n_train(self) -> Sequence[int]: ...
+    @property
+    def attacks(self) -> Sequence[Any]: ...
+    @property
+    def grid(self) -> Expansion: ...
+    def grid_size(self) -> int: ...
+
+
+def grid_size_errors(spec: SpecView, max_cells: int | None = None) -> Errors:
     """Refuse a grid above ``max_cells`` (the CLI's ``--max-cells``, else the spec's own)."""
     limit = max_cells if max_cells is not None else spec.max_cells
     n = spec.grid_size()
@@ -35,9 +55,9 @@ def grid_size_errors(spec: SweepSpec, max_cells: int | None = None) -> Errors:
     ]
 
 
-def semantic_errors(spec: SweepSpec) -> Errors:
+def semantic_errors(spec: SpecView) -> Errors:
     """Rules across fields of the expanded (already type-checked) spec."""
-    datasets = spec.expanded_datasets()
+    datasets = spec.grid.flat("datasets")
     return (
         _duplicate_errors(spec)
         + _size_errors(spec)
@@ -56,17 +76,14 @@ def _row_key(attack: object) -> tuple[object, ...]:
     )
 
 
-def _duplicate_errors(spec: SweepSpec) -> Errors:
+def _duplicate_errors(spec: SpecView) -> Errors:
     """A configuration listed twice would plan the same cell twice; an attack with the same
     (name, norm) as another at an eps they share would give rows nobody can tell apart."""
-    from adv_core.config import canonical_json
-    from sweeps.spec import expand
-
     errors: Errors = []
-    for field in ("datasets", "models", "training"):
+    for field, entries in spec.grid.entries.items():
         seen: set[str] = set()
-        for i, grid in enumerate(getattr(spec, field)):
-            for cfg in expand(grid):
+        for i, configs in enumerate(entries):
+            for cfg in configs:
                 key = canonical_json(cfg)
                 if key in seen:
                     errors.append((f"{field}[{i}]", f"repeats a configuration: {key}"))
@@ -86,14 +103,12 @@ def _duplicate_errors(spec: SweepSpec) -> Errors:
     return errors
 
 
-def _size_errors(spec: SweepSpec) -> Errors:
+def _size_errors(spec: SpecView) -> Errors:
     """n_train + n_eval (+ unlabeled points) must fit in a finite dataset."""
-    from sweeps.spec import expand
-
-    unlabeled = max(int(getattr(t, "n_unlabeled", 0)) for t in spec.expanded_training())
+    unlabeled = max(int(getattr(t, "n_unlabeled", 0)) for t in spec.grid.flat("training"))
     need = max(spec.n_train) + spec.n_eval + unlabeled
-    for i, grid in enumerate(spec.datasets):
-        for cfg in expand(grid):
+    for i, configs in enumerate(spec.grid.entries["datasets"]):
+        for cfg in configs:
             size = dataset_size(cfg)
             if size is not None and need > size:
                 extra = f" + n_unlabeled {unlabeled}" if unlabeled else ""
@@ -130,7 +145,7 @@ def _eps_error(eps: float, norm: str, cfg: Any) -> str | None:
     return None
 
 
-def _attack_eps_errors(spec: SweepSpec, datasets: list[Any]) -> Errors:
+def _attack_eps_errors(spec: SpecView, datasets: list[Any]) -> Errors:
     errors: Errors = []
     for i, a in enumerate(spec.attacks):
         for cfg in datasets:
@@ -141,12 +156,10 @@ def _attack_eps_errors(spec: SweepSpec, datasets: list[Any]) -> Errors:
     return errors
 
 
-def _training_eps_errors(spec: SweepSpec, datasets: list[Any]) -> Errors:
-    from sweeps.spec import expand
-
+def _training_eps_errors(spec: SpecView, datasets: list[Any]) -> Errors:
     errors: Errors = []
-    for i, grid in enumerate(spec.training):
-        for t in expand(grid):
+    for i, configs in enumerate(spec.grid.entries["training"]):
+        for t in configs:
             if not hasattr(t, "eps"):
                 continue
             msg = next((m for cfg in datasets if (m := _eps_error(t.eps, t.norm, cfg))), None)

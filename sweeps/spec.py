@@ -1,22 +1,20 @@
 """The sweep spec: YAML -> frozen pydantic models, validated once, here, at the edge.
 
 A dataset, model or training entry may give a list for any scalar field; the lists expand into
-the grid (``expand``). Attack entries are not expanded: their ``eps`` list is the evaluation
-plan. ``load_spec`` raises SpecError with one (field path, message) per problem.
+the grid (sweeps/grid.py), once per spec (``SweepSpec.grid``). Attack entries are not expanded:
+their ``eps`` list is the evaluation plan. ``load_spec`` raises SpecError with one (field path, message) per problem.
 """
 
 from __future__ import annotations
 
-import itertools
+import functools
 import json
-import typing
-from collections.abc import Iterator
+import math
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any
 
 import yaml
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     Field,
     NonNegativeFloat,
@@ -24,15 +22,15 @@ from pydantic import (
     PositiveInt,
     TypeAdapter,
     ValidationError,
-    create_model,
     field_validator,
 )
 
 from adv_core.config import AttackConfig, DatasetConfig, Frozen, ModelConfig, TrainingConfig
+from sweeps.checks import grid_size_errors, semantic_errors
+from sweeps.grid import GRID_FIELDS, Expansion, as_list, combos, expand_fields, grid_union
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"  # a folder name: no separators, no '..'
-_SCALARS = (int, float, str, bool)
 
 
 class SpecError(ValueError):
@@ -43,59 +41,9 @@ class SpecError(ValueError):
         super().__init__("\n".join(f"{p}: {m}" for p, m in errors))
 
 
-def _as_list(v: Any) -> Any:
-    return list(v) if isinstance(v, (list, tuple)) else [v]
-
-
-def _is_scalar(ann: Any) -> bool:
-    if get_origin(ann) is Annotated:
-        return _is_scalar(get_args(ann)[0])
-    if ann in _SCALARS or get_origin(ann) is Literal:
-        return True
-    if get_origin(ann) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        return all(a is type(None) or _is_scalar(a) for a in get_args(ann))
-    return False
-
-
-def grid_model(cls: type[BaseModel], tag: str) -> type[BaseModel]:
-    """A copy of config ``cls`` whose scalar fields take one value or a non-empty list."""
-    fields: dict[str, Any] = {}
-    for name, info in cls.model_fields.items():
-        if name == tag or not _is_scalar(info.annotation):
-            fields[name] = (info.annotation, info)
-            continue
-        elem = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
-        ann = Annotated[list[elem], BeforeValidator(_as_list), Field(min_length=1)]  # type: ignore[valid-type]
-        fields[name] = (ann, [info.default] if not info.is_required() else ...)
-    grid: type[BaseModel] = create_model(
-        f"{cls.__name__}Grid", __base__=Frozen, __doc__=cls.__doc__, **fields
-    )
-    grid.__config_cls__ = cls  # type: ignore[attr-defined]
-    return grid
-
-
-def _grid_union(union: Any, tag: str) -> Any:
-    members = get_args(get_args(union)[0])
-    grids = tuple(grid_model(m, tag) for m in members)
-    return Annotated[Union[grids], Field(discriminator=tag)]  # noqa: UP007
-
-
-DatasetGrid = _grid_union(DatasetConfig, "name")
-ModelGrid = _grid_union(ModelConfig, "name")
-TrainingGrid = _grid_union(TrainingConfig, "method")
-
-
-def expand(grid: BaseModel) -> Iterator[Any]:
-    """Every combination of the list-valued fields, as concrete configs (validated)."""
-    cls = grid.__config_cls__  # type: ignore[attr-defined]
-    values = grid.model_dump()
-    keys = [
-        k
-        for k, v in values.items()
-        if isinstance(v, list) and _is_scalar(cls.model_fields[k].annotation)
-    ]
-    for combo in itertools.product(*(values[k] for k in keys)):
-        yield cls.model_validate({**values, **dict(zip(keys, combo, strict=True))})
+DatasetGrid = grid_union(DatasetConfig, "name")
+ModelGrid = grid_union(ModelConfig, "name")
+TrainingGrid = grid_union(TrainingConfig, "method")
 
 
 class Resources(Frozen):
@@ -121,7 +69,7 @@ class SweepSpec(Frozen):
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
     datasets: Annotated[list[DatasetGrid], Field(min_length=1)]  # type: ignore[valid-type]
-    n_train: Annotated[list[PositiveInt], BeforeValidator(_as_list), Field(min_length=1)]
+    n_train: Annotated[list[PositiveInt], BeforeValidator(as_list), Field(min_length=1)]
     n_eval: PositiveInt = 1000
     models: Annotated[list[ModelGrid], Field(min_length=1)]  # type: ignore[valid-type]
     training: Annotated[list[TrainingGrid], Field(min_length=1)] = [{"method": "standard"}]  # type: ignore[valid-type]
@@ -138,37 +86,31 @@ class SweepSpec(Frozen):
     def _n_unique(cls, v: list[int]) -> list[int]:
         return _unique(v, "n_train")
 
+    @functools.cached_property
+    def grid(self) -> Expansion:
+        """The grid fields expanded into concrete configs, once per spec."""
+        return expand_fields({f: getattr(self, f) for f in GRID_FIELDS})
+
     def expanded_datasets(self) -> list[Any]:
-        return [c for g in self.datasets for c in expand(g)]
+        return self.grid.flat("datasets")
 
     def expanded_models(self) -> list[Any]:
-        return [c for g in self.models for c in expand(g)]
+        return self.grid.flat("models")
 
     def expanded_training(self) -> list[Any]:
-        return [c for g in self.training for c in expand(g)]
+        return self.grid.flat("training")
 
     def grid_size(self) -> int:
         """Cells in the grid, computed without materialising it."""
-        counts = [
-            sum(_combos(g) for g in self.datasets),
-            len(self.n_train),
-            sum(_combos(g) for g in self.models),
-            sum(_combos(g) for g in self.training),
-            len(self.seeds),
-        ]
-        out = 1
-        for c in counts:
-            out *= c
-        return out
-
-
-def _combos(grid: BaseModel) -> int:
-    cls = grid.__config_cls__  # type: ignore[attr-defined]
-    out = 1
-    for k, v in grid.model_dump().items():
-        if isinstance(v, list) and _is_scalar(cls.model_fields[k].annotation):
-            out *= len(v)
-    return out
+        return math.prod(
+            [
+                sum(combos(g) for g in self.datasets),
+                len(self.n_train),
+                sum(combos(g) for g in self.models),
+                sum(combos(g) for g in self.training),
+                len(self.seeds),
+            ]
+        )
 
 
 _TAGS = {"datasets": "name", "models": "name", "training": "method", "attacks": "name"}
@@ -218,9 +160,7 @@ def parse_spec(data: Any, max_cells: int | None = None) -> SweepSpec:
         spec = SweepSpec.model_validate_json(json.dumps(data, default=str), strict=True)
     except ValidationError as exc:
         raise SpecError(validation_errors(exc)) from None
-    from sweeps.checks import grid_size_errors, semantic_errors
-
-    errors = grid_size_errors(spec, max_cells) or _expansion_errors(spec)
+    errors = grid_size_errors(spec, max_cells) or _expansion_errors(spec.grid)
     if not errors:
         errors = semantic_errors(spec)
     if errors:
@@ -228,22 +168,16 @@ def parse_spec(data: Any, max_cells: int | None = None) -> SweepSpec:
     return spec
 
 
-def _expansion_errors(spec: SweepSpec) -> list[tuple[str, str]]:
-    errors = []
-    for field in ("datasets", "models", "training"):
-        for i, grid in enumerate(getattr(spec, field)):
-            try:
-                list(expand(grid))
-            except ValidationError as exc:
-                for e in exc.errors(include_url=False):
-                    errors.append(
-                        (
-                            f"{field}[{i}]"
-                            + ("." + format_loc(tuple(e["loc"])) if e["loc"] else ""),
-                            e["msg"].removeprefix("Value error, "),
-                        )
-                    )
-    return errors
+def _expansion_errors(grid: Expansion) -> list[tuple[str, str]]:
+    """The grid combinations that break a config rule, with their field paths."""
+    return [
+        (
+            f"{field}[{i}]" + ("." + format_loc(tuple(e["loc"])) if e["loc"] else ""),
+            e["msg"].removeprefix("Value error, "),
+        )
+        for field, i, exc in grid.errors
+        for e in exc.errors(include_url=False)
+    ]
 
 
 def load_spec(path: str | Path, max_cells: int | None = None) -> SweepSpec:
@@ -285,10 +219,6 @@ def loads_spec(text: str, max_cells: int | None = None) -> SweepSpec:
             [("<yaml>", f"YAML syntax error{where}: {getattr(exc, 'problem', exc)}")]
         ) from None
     return parse_spec(data, max_cells)
-
-
-def dump_spec(spec: SweepSpec) -> str:
-    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
 
 
 ATTACKS_ADAPTER: TypeAdapter[Any] = TypeAdapter(AttackConfig)

@@ -36,6 +36,25 @@ def test_lists_expand_into_the_grid() -> None:
     assert [m.width for m in spec.expanded_models() if m.name == "mlp"] == [8, 16]
 
 
+def test_the_grid_is_expanded_once_per_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parsing (with every check) and planning expand each grid entry exactly once."""
+    import sweeps.grid
+    from sweeps.plan import plan
+
+    calls: list[str] = []
+    real = sweeps.grid.expand
+
+    def counting(grid):  # type: ignore[no-untyped-def]
+        calls.append(type(grid).__name__)
+        return real(grid)
+
+    monkeypatch.setattr(sweeps.grid, "expand", counting)
+    spec = loads_spec(GOOD)
+    assert len(plan(spec)) == spec.grid_size() == 12
+    # one dataset entry, two model entries, the default training entry
+    assert len(calls) == 4 and len(set(calls)) == 4, calls
+
+
 BAD = [
     ("unknown_dataset", GOOD.replace("name: gaussian", "name: imagenet"), "datasets[0]"),
     ("negative_eps", GOOD.replace("eps: [0.0, 0.1]", "eps: [-0.1]"), "attacks[0].eps[0]"),
