@@ -28,11 +28,6 @@ def dataset_size(cfg: Any) -> int | None:
     return sum(counts[c] for c in classes) if classes is not None else sum(counts)
 
 
-def examples_needed(cell: Cell) -> int:
-    """Distinct examples one cell draws: n_train + n_eval + the unlabeled pool."""
-    return cell.n_train + cell.n_eval + int(getattr(cell.training, "n_unlabeled", 0))
-
-
 def model_params(cell: Cell) -> int:
     d, c = cell.dataset.input_dim, cell.dataset.n_classes
     m = cell.model
@@ -57,18 +52,9 @@ def train_passes(cell: Cell) -> float:
     """Forward-backward passes per training example per epoch, summed over the helper models
     a method trains first (rst's teachers, ensemble_at's static sources)."""
     t = cell.training
-    e = cell.ensemble_size
-    inner = {"standard": 0, "grad_reg": 1, "fgsm_at": 1, "ensemble_at": 1}.get(t.method)
-    per_step = 1 + (inner if inner is not None else getattr(t, "steps", 1))
-    if t.method == "trades":
-        per_step += 1
-    n_lab, n_all = cell.n_train, cell.n_train + int(getattr(t, "n_unlabeled", 0))
-    total = float(n_all * per_step * e)
-    if t.method == "rst":
-        total += n_lab * e  # one standard teacher per member
-    if t.method == "ensemble_at":
-        total += n_lab * getattr(t, "n_static", 0)
-    return total
+    n_all = cell.n_train + t.unlabeled_pool
+    total = float(n_all * t.passes_per_step * cell.ensemble_size)
+    return total + cell.n_train * t.helper_models(cell.ensemble_size)
 
 
 def estimate_cost(cell: Cell) -> float:

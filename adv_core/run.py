@@ -22,13 +22,11 @@ from adv_core.attacks.transfer import Transfer
 from adv_core.config import Cell
 from adv_core.config.attacks import ExactAttack
 from adv_core.data.base import DataBundle
+from adv_core.defenses import build_defense
 from adv_core.models import Ensemble, new_ensemble, stacked_linear_weights
+from adv_core.results import ENSEMBLE_MEMBER, MetricsRow, Status
 from adv_core.rng import derive_seed, generator
-from adv_core.stats import wilson
 from adv_core.training import Diverged, TrainLog, train
-
-STATUS_OK, STATUS_FAILED, STATUS_DIVERGED = "ok", "failed", "diverged"
-ENSEMBLE_MEMBER = -1
 
 
 @dataclass
@@ -43,26 +41,21 @@ class CellResult:
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
-    def status(self) -> str:
-        return self.rows[0]["status"] if self.rows else STATUS_OK
-
-
-def n_unlabeled_of(cell: Cell) -> int:
-    return int(getattr(cell.training, "n_unlabeled", 0))
+    def status(self) -> Status:
+        return Status(self.rows[0]["status"]) if self.rows else Status.OK
 
 
 def load_data(cell: Cell) -> DataBundle:
-    return data.load(cell.dataset, cell.n_train, cell.n_eval, cell.seed, n_unlabeled_of(cell))
+    return data.load(
+        cell.dataset, cell.n_train, cell.n_eval, cell.seed, cell.training.unlabeled_pool
+    )
 
 
 def build_preprocess(cell: Cell) -> torch.nn.Module | None:
     """Negative-control defenses live in adv_core.defenses (registered by name)."""
-    kind = getattr(cell.training, "defense", "none")
-    if kind == "none":
+    if cell.training.defense == "none":
         return None
-    from adv_core.defenses import build_defense
-
-    return build_defense(kind, cell.training.defense_param)
+    return build_defense(cell.training.defense, cell.training.defense_param)
 
 
 def train_cell(cell: Cell, bundle: DataBundle, device: torch.device) -> tuple[Ensemble, TrainLog]:
@@ -95,7 +88,7 @@ def run_cell(
             ensemble, log = train_cell(cell, bundle, dev)
         except Diverged as exc:
             return CellResult(
-                failure_rows(cell, STATUS_DIVERGED, str(exc)),
+                failure_rows(cell, Status.DIVERGED, str(exc)),
                 {},
                 timings={"total_s": time.perf_counter() - t0},
             )
@@ -117,15 +110,13 @@ def run_cell(
     )
 
 
-def failure_rows(cell: Cell, status: str, error: str) -> list[dict[str, Any]]:
+def failure_rows(cell: Cell, status: Status, error: str) -> list[dict[str, Any]]:
     """One row per (attack, eps) for the whole ensemble, accuracies null, saying why."""
-    rows = []
-    for a in cell.attacks:
-        for eps in a.eps:
-            rows.append(
-                _row(ENSEMBLE_MEMBER, a.name, a.norm, eps, None, None, 0, [], status, error)
-            )
-    return rows
+    return [
+        MetricsRow.failure(a.name, a.norm, eps, Status(status), error).as_dict()
+        for a in cell.attacks
+        for eps in a.eps
+    ]
 
 
 def error_text(exc: BaseException) -> str:
@@ -137,23 +128,14 @@ def _row(
     attack: str,
     norm: str,
     eps: float,
-    clean: int | None,
-    robust: int | None,
+    clean: int,
+    robust: int,
     n: int,
     flags: list[str],
-    status: str = STATUS_OK,
-    error: str | None = None,
 ) -> dict[str, Any]:
-    lo, hi = wilson(robust, n) if robust is not None else (None, None)
-    return {
-        "member": member, "source_member": None, "attack": attack, "norm": norm, "eps": float(eps),
-        "clean_acc": clean / n if clean is not None and n else None,
-        "robust_acc": robust / n if robust is not None and n else None,
-        "robust_acc_lo": lo, "robust_acc_hi": hi,
-        "n_clean_correct": clean, "n_robust": robust,
-        "theory_robust_acc": None, "bayes_robust_acc": None, "any_learner_robust_acc": None,
-        "flags": list(flags), "status": status, "error": error, "wall_s": None, "device": None,
-    }  # fmt: skip
+    return MetricsRow.measured(
+        member, attack, norm, eps, n_clean=clean, n_robust=robust, n=n, flags=flags
+    ).as_dict()
 
 
 def targets(ens: Ensemble) -> list[tuple[int, Any]]:
@@ -221,11 +203,7 @@ def evaluate(
 
 
 def _linear(cell: Cell, ens: Ensemble) -> bool:
-    return (
-        cell.model.name == "linear"
-        and not ens.randomized
-        and getattr(cell.training, "defense", "none") == "none"
-    )
+    return cell.model.name == "linear" and not ens.randomized and cell.training.defense == "none"
 
 
 def _build_attack(

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from adv_core.config import Cell
 from adv_core.cost import estimate_cost
-from adv_core.run import STATUS_FAILED
+from adv_core.results import Status
 from cluster.sink import ResultSink
 from cluster.worker import CellRunner, Outcome
 
@@ -142,7 +142,7 @@ class _Settler:
         summary.workers.setdefault(h, []).append(who)
         summary.events.append((time.perf_counter() - self.t0, h, who))
         if outcome.ok:
-            diverged = outcome.status == "diverged"
+            diverged = outcome.status == Status.DIVERGED
             self._finish(h, CellState.DIVERGED if diverged else CellState.DONE)
             return
         # A worker that answered knows it wrote nothing. A lost (or timed-out) worker may have
@@ -156,7 +156,7 @@ class _Settler:
             summary.states[h] = CellState.PENDING
             self.queue.insert(0, cell)  # retry next, on whichever worker frees up
             return
-        self.sink.write_failure(cell, STATUS_FAILED, summary.errors[h], attempt=summary.attempts[h])
+        self.sink.write_failure(cell, Status.FAILED, summary.errors[h], attempt=summary.attempts[h])
         self._finish(h, CellState.FAILED)
 
     def _finish(self, h: str, state: CellState) -> None:

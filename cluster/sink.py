@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 from adv_core.config import Cell
+from adv_core.results import Status
 
 
 @runtime_checkable
@@ -23,7 +24,7 @@ class ResultSink(Protocol):
     ) -> Any:
         """Atomically persist one cell's rows; returns a small receipt with ``status``."""
 
-    def write_failure(self, cell: Cell, status: str, error: str, *, attempt: int) -> Any:
+    def write_failure(self, cell: Cell, status: Status, error: str, *, attempt: int) -> Any:
         """Persist rows saying why a cell failed permanently."""
 
     def is_done(self, cell_hash: str) -> bool:

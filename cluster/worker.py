@@ -18,7 +18,8 @@ import torch
 from adv_core.config import Cell
 from adv_core.data.base import DataBundle
 from adv_core.models import ensemble_from_bytes, ensemble_to_bytes
-from adv_core.run import STATUS_OK, error_text, load_data, run_cell
+from adv_core.results import Status
+from adv_core.run import error_text, load_data, run_cell
 from cluster.sink import ResultSink
 
 FAULT_ENV = "SWEEPS_FAULT_INJECT"
@@ -109,7 +110,7 @@ class CellRunner:
                 str(cell.n_train),
                 str(cell.n_eval),
                 str(cell.seed),
-                str(getattr(cell.training, "n_unlabeled", 0)),
+                str(cell.training.unlabeled_pool),
             ]
         )
         if key in self._cache:
@@ -129,7 +130,7 @@ class CellRunner:
             saved = self.sink.load_model(cell.train_hash)
             ensemble = ensemble_from_bytes(saved[0], saved[1], self.device) if saved else None
             result = run_cell(cell, self.device, ensemble=ensemble, bundle=self._bundle(cell))
-            if result.trained and result.ensemble is not None and result.status == STATUS_OK:
+            if result.trained and result.ensemble is not None and result.status == Status.OK:
                 self.sink.save_model(cell.train_hash, *ensemble_to_bytes(result.ensemble))
             receipt = self.sink.write_result(
                 cell, result.rows, result.examples, attempt=attempt, model_reused=saved is not None

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from adv_core.results import FINISHED
 from sweeps.schema import (
     COMPACTED_PREFIX,
     EXAMPLES_SCHEMA,
@@ -39,8 +40,6 @@ from sweeps.schema import (
     is_compacted,
 )
 from sweeps.store import EXAMPLES, METRICS, ResultStore
-
-FINISHED = ("ok", "diverged")
 
 
 @dataclass

@@ -23,6 +23,7 @@ from typing import Any
 
 import polars as pl
 
+from adv_core.results import FINISHED, Status
 from adv_core.stats import wilson
 from sweeps.store import METRICS, ResultStore
 
@@ -108,7 +109,7 @@ def group_counts(store: ResultStore, sweep: str, run_id: str) -> pl.DataFrame:
     frame = pl.from_arrow(store.read_table(METRICS, sweep, run_id, columns=cols))
     assert isinstance(frame, pl.DataFrame)
     return (
-        frame.filter((pl.col("status") == "ok") & pl.col("n_robust").is_not_null())
+        frame.filter((pl.col("status") == Status.OK) & pl.col("n_robust").is_not_null())
         .group_by([*GROUP_KEYS, *HIDDEN_KEYS])
         .agg(pl.col("n_robust").sum().alias("k"), pl.col("n_eval").sum().alias("n"))
         .sort([*GROUP_KEYS, *HIDDEN_KEYS], nulls_last=True)
@@ -332,7 +333,7 @@ def run_nightly(
         from sweeps.plan import plan
 
         done, _ = store.cell_status(spec.name, run_id)
-        ok = all(done.get(c.cell_hash) in ("ok", "diverged") for c in plan(spec))
+        ok = all(done.get(c.cell_hash) in FINISHED for c in plan(spec))
         run_code = EXIT_OK if ok else EXIT_FAILED
     else:
         run_code = run_sweep(

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import socket
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from adv_core.config import Cell, canonical_json
+from adv_core.results import CellColumns, MetricsRow, Provenance
 from sweeps.schema import SCHEMA_VERSION
 
 
@@ -21,50 +24,58 @@ class RunInfo:
     code_version: str
 
 
-def cell_columns(cell: Cell) -> dict[str, Any]:
+def cell_columns(cell: Cell) -> CellColumns:
     t = cell.training
-    return {
-        "cell_hash": cell.cell_hash,
-        "train_hash": cell.train_hash,
-        "dataset": cell.dataset.name,
-        "d": int(cell.dataset.input_dim),
-        "n_train": cell.n_train,
-        "n_eval": cell.n_eval,
-        "model": cell.model.name,
-        "train_method": t.method,
-        "train_norm": getattr(t, "norm", None) if t.method != "standard" else None,
-        "train_eps": float(t.eps) if t.method != "standard" and hasattr(t, "eps") else None,
-        "ensemble_size": cell.ensemble_size,
-        "seed": cell.seed,
-        "config": cell.to_json(),
-        "dataset_config": canonical_json(cell.dataset),
-        "model_config": canonical_json(cell.model),
-        "training_config": canonical_json(cell.training),
-    }
+    return CellColumns(
+        cell_hash=cell.cell_hash,
+        train_hash=cell.train_hash,
+        dataset=cell.dataset.name,
+        d=int(cell.dataset.input_dim),
+        n_train=cell.n_train,
+        n_eval=cell.n_eval,
+        model=cell.model.name,
+        train_method=t.method,
+        train_norm=t.threat_norm,
+        train_eps=t.threat_eps,
+        ensemble_size=cell.ensemble_size,
+        seed=cell.seed,
+        config=cell.to_json(),
+        dataset_config=canonical_json(cell.dataset),
+        model_config=canonical_json(cell.model),
+        training_config=canonical_json(cell.training),
+    )
+
+
+def full_row(
+    prov: Provenance, cell: CellColumns, metrics: MetricsRow | Mapping[str, Any]
+) -> dict[str, Any]:
+    """One complete metrics row (column name -> value) from its three records."""
+    measured = metrics.as_dict() if isinstance(metrics, MetricsRow) else dict(metrics)
+    return {**dataclasses.asdict(prov), **dataclasses.asdict(cell), **measured}
 
 
 def complete_rows(
     run: RunInfo,
     cell: Cell,
-    rows: list[dict[str, Any]],
+    rows: Sequence[MetricsRow | Mapping[str, Any]],
     *,
     attempt: int = 1,
     model_reused: bool | None = None,
     node: str | None = None,
 ) -> list[dict[str, Any]]:
     """Add cell and provenance columns to adv_core's rows."""
-    base = {
-        "schema_version": SCHEMA_VERSION,
-        "sweep": run.sweep,
-        "run_id": run.run_id,
-        "code_version": run.code_version,
-        "created_at": dt.datetime.now(dt.UTC),
-        "node": node or socket.gethostname(),
-        "attempt": attempt,
-        "model_reused": model_reused,
-        **cell_columns(cell),
-    }
-    return [{**base, **r} for r in rows]
+    prov = Provenance(
+        schema_version=SCHEMA_VERSION,
+        sweep=run.sweep,
+        run_id=run.run_id,
+        code_version=run.code_version,
+        created_at=dt.datetime.now(dt.UTC),
+        node=node or socket.gethostname(),
+        model_reused=model_reused,
+        attempt=attempt,
+    )
+    columns = cell_columns(cell)
+    return [full_row(prov, columns, r) for r in rows]
 
 
 def complete_examples(

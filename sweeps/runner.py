@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adv_core.config import content_hash
+from adv_core.results import Status
 from cluster.scheduler import CellState, InlineBackend, Summary, run_cells
 from sweeps.exit_codes import (  # noqa: F401 - re-exported for callers and tests
     EXIT_FAILED,
@@ -98,7 +99,7 @@ def _run_sweep_locked(
     todo = store.pending(run, cells)
     # cells whose failure rows from an earlier invocation are still on disk (see run_cells)
     failed_before = {
-        h for h, st in store.cell_status(run.sweep, run.run_id)[0].items() if st == "failed"
+        h for h, st in store.cell_status(run.sweep, run.run_id)[0].items() if st == Status.FAILED
     }
     if on_start:
         on_start(len(cells), len(cells) - len(todo))
@@ -125,9 +126,9 @@ def _run_sweep_locked(
     done, bad = store.cell_status(run.sweep, run.run_id)
     manifest.update({
         "finished_at": _now(), "status": "failed" if summary.failed else "complete",
-        "cells_done": sum(1 for s in done.values() if s == "ok"),
-        "cells_failed": sum(1 for s in done.values() if s == "failed"),
-        "cells_diverged": sum(1 for s in done.values() if s == "diverged"),
+        "cells_done": sum(1 for s in done.values() if s == Status.OK),
+        "cells_failed": sum(1 for s in done.values() if s == Status.FAILED),
+        "cells_diverged": sum(1 for s in done.values() if s == Status.DIVERGED),
         "cells_run_now": summary.count(CellState.DONE) + summary.count(CellState.DIVERGED),
         "unreadable_files": bad, "wall_s": summary.wall_s, "cell_s": summary.cell_s,
         **store.run_facts(run.sweep, run.run_id),

@@ -6,64 +6,75 @@ Writers build tables through ``metrics_table``/``examples_table`` (which validat
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import math
+import types
+import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
 
+from adv_core.results import FINISHED as FINISHED  # re-exported: readers import this module
+from adv_core.results import ROW_RECORDS, Status
+
 SCHEMA_VERSION = 1
-STATUSES = ("ok", "failed", "diverged")
+STATUSES = tuple(Status)  # re-exported for readers (analysis/ imports this module only)
 
 # Hive partition keys of both tables: ROOT/<table>/sweep=<name>/run=<run_id>/<file>.parquet.
 PARTITION_KEYS = ("sweep", "run")
 
-METRICS_FIELDS: list[pa.Field] = [
-    pa.field("schema_version", pa.int32(), nullable=False),
-    pa.field("sweep", pa.string(), nullable=False),
-    pa.field("run_id", pa.string(), nullable=False),
-    pa.field("cell_hash", pa.string(), nullable=False),
-    pa.field("train_hash", pa.string(), nullable=False),
-    pa.field("dataset", pa.string(), nullable=False),
-    pa.field("d", pa.int64(), nullable=False),
-    pa.field("n_train", pa.int64(), nullable=False),
-    pa.field("n_eval", pa.int64(), nullable=False),
-    pa.field("model", pa.string(), nullable=False),
-    pa.field("train_method", pa.string(), nullable=False),
-    pa.field("train_norm", pa.string()),
-    pa.field("train_eps", pa.float64()),
-    pa.field("ensemble_size", pa.int64(), nullable=False),
-    pa.field("seed", pa.int64(), nullable=False),
-    pa.field("member", pa.int64(), nullable=False),
-    pa.field("source_member", pa.int64()),
-    pa.field("attack", pa.string(), nullable=False),
-    pa.field("norm", pa.string(), nullable=False),
-    pa.field("eps", pa.float64(), nullable=False),
-    pa.field("clean_acc", pa.float64()),
-    pa.field("robust_acc", pa.float64()),
-    pa.field("robust_acc_lo", pa.float64()),
-    pa.field("robust_acc_hi", pa.float64()),
-    pa.field("theory_robust_acc", pa.float64()),
-    pa.field("flags", pa.list_(pa.string()), nullable=False),
-    pa.field("status", pa.string(), nullable=False),
-    pa.field("error", pa.string()),
-    pa.field("wall_s", pa.float64()),
-    pa.field("device", pa.string()),
-    pa.field("node", pa.string()),
-    pa.field("code_version", pa.string(), nullable=False),
-    pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
-    pa.field("config", pa.string(), nullable=False),
+# The on-disk column order of the metrics table (never reorder: written files keep it). Each
+# column's type and nullability come from its field in adv_core.results (Provenance, CellColumns,
+# MetricsRow); ``_metrics_fields`` checks that the two name the same columns.
+METRICS_ORDER = (
+    "schema_version", "sweep", "run_id", "cell_hash", "train_hash", "dataset", "d", "n_train",
+    "n_eval", "model", "train_method", "train_norm", "train_eps", "ensemble_size", "seed",
+    "member", "source_member", "attack", "norm", "eps", "clean_acc", "robust_acc",
+    "robust_acc_lo", "robust_acc_hi", "theory_robust_acc", "flags", "status", "error", "wall_s",
+    "device", "node", "code_version", "created_at", "config",
     # Extensions beyond the DESIGN.md contract (additive only).
-    pa.field("n_clean_correct", pa.int64()),
-    pa.field("n_robust", pa.int64()),
-    pa.field("bayes_robust_acc", pa.float64()),
-    pa.field("any_learner_robust_acc", pa.float64()),
-    pa.field("dataset_config", pa.string(), nullable=False),
-    pa.field("model_config", pa.string(), nullable=False),
-    pa.field("training_config", pa.string(), nullable=False),
-    pa.field("model_reused", pa.bool_()),
-    pa.field("attempt", pa.int64()),
-]
+    "n_clean_correct", "n_robust", "bayes_robust_acc", "any_learner_robust_acc",
+    "dataset_config", "model_config", "training_config", "model_reused", "attempt",
+)  # fmt: skip
+
+_ARROW_TYPES: dict[Any, pa.DataType] = {
+    int: pa.int64(),
+    float: pa.float64(),
+    str: pa.string(),
+    bool: pa.bool_(),
+    Status: pa.string(),
+    list[str]: pa.list_(pa.string()),
+    dt.datetime: pa.timestamp("us", tz="UTC"),
+}
+_TYPE_OVERRIDES = {"schema_version": pa.int32()}
+
+
+def record_fields(record: type[Any]) -> list[pa.Field]:
+    """Arrow fields of a dataclass record: ``X | None`` is a nullable X, anything else required."""
+    hints = typing.get_type_hints(record)
+    out = []
+    for f in dataclasses.fields(record):
+        hint = hints[f.name]
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        nullable = isinstance(hint, types.UnionType) and len(args) < len(typing.get_args(hint))
+        base = args[0] if nullable else hint
+        arrow = _TYPE_OVERRIDES.get(f.name) or _ARROW_TYPES[base]
+        out.append(pa.field(f.name, arrow, nullable=nullable))
+    return out
+
+
+def _metrics_fields() -> list[pa.Field]:
+    by_name = {f.name: f for rec in ROW_RECORDS for f in record_fields(rec)}
+    if set(by_name) != set(METRICS_ORDER) or len(METRICS_ORDER) != len(set(METRICS_ORDER)):
+        raise RuntimeError(
+            f"METRICS_ORDER and adv_core.results disagree: {set(by_name) ^ set(METRICS_ORDER)}"
+        )
+    return [by_name[name] for name in METRICS_ORDER]
+
+
+METRICS_FIELDS: list[pa.Field] = _metrics_fields()
 METRICS_SCHEMA = pa.schema(METRICS_FIELDS, metadata={"schema_version": str(SCHEMA_VERSION)})
 METRICS_COLUMNS = tuple(f.name for f in METRICS_FIELDS)
 
@@ -114,7 +125,7 @@ def _check_row(i: int, row: Mapping[str, Any]) -> None:
         v = row[c]
         if v is not None and not (0.0 <= v <= 1.0):
             raise SchemaError(f"row {i}: {c} = {v} is outside [0, 1]")
-    if row["status"] == "ok" and row["robust_acc"] is None:
+    if row["status"] == Status.OK and row["robust_acc"] is None:
         raise SchemaError(f"row {i}: an ok row needs robust_acc")
 
 

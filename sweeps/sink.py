@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from adv_core.config import Cell
+from adv_core.results import Status
 from adv_core.run import failure_rows
 from sweeps.rows import RunInfo
 from sweeps.store import Receipt, ResultStore
@@ -27,7 +28,7 @@ class RunSink:
             self.run, cell, rows, examples, attempt=attempt, model_reused=model_reused
         )
 
-    def write_failure(self, cell: Cell, status: str, error: str, *, attempt: int) -> Receipt:
+    def write_failure(self, cell: Cell, status: Status, error: str, *, attempt: int) -> Receipt:
         return self.store.write_cell(
             self.run, cell, failure_rows(cell, status, error), None, attempt=attempt
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from adv_core.results import Status
 from sweeps.store import ResultStore
 
 
@@ -22,7 +23,7 @@ def collect_status(results: str) -> dict[str, Any]:
         done, bad = store.cell_status(sweep, run_id)
         m = manifests.get((sweep, run_id), {})
         planned = int(m.get("cells", len(done)))
-        counts = {s: sum(1 for v in done.values() if v == s) for s in ("ok", "failed", "diverged")}
+        counts = {s.value: sum(1 for v in done.values() if v == s) for s in Status}
         runs.append({
             "sweep": sweep, "run_id": run_id, "planned": planned, "done": counts["ok"],
             "failed": counts["failed"], "diverged": counts["diverged"],

@@ -34,6 +34,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from adv_core.config import Cell
+from adv_core.results import FINISHED, Status
 from sweeps.lock import LeaseLock, lock_path
 from sweeps.rows import RunInfo, complete_examples, complete_rows
 from sweeps.schema import (
@@ -163,7 +164,7 @@ class ResultStore:
             self.write_table(self.cell_file(EXAMPLES, run.sweep, run.run_id, cell.cell_hash), ex)
         path = self.cell_file(METRICS, run.sweep, run.run_id, cell.cell_hash)
         self.write_table(path, table)
-        status = full[0]["status"] if full else "ok"
+        status = full[0]["status"] if full else Status.OK
         wall = full[0].get("wall_s") if full else None
         return Receipt(cell.cell_hash, status, len(full), path, wall, model_reused)
 
@@ -218,7 +219,7 @@ class ResultStore:
             for h, s in zip(
                 t.column("cell_hash").to_pylist(), t.column("status").to_pylist(), strict=True
             ):
-                worst[h] = s if worst.get(h, "ok") == "ok" else worst[h]
+                worst[h] = s if worst.get(h, Status.OK) == Status.OK else worst[h]
             done.update(worst)
         return done, bad
 
@@ -247,7 +248,7 @@ class ResultStore:
     def pending(self, run: RunInfo, cells: list[Cell], retry_failed: bool = True) -> list[Cell]:
         """Cells with no readable result (and, by default, cells that failed before)."""
         done, _ = self.cell_status(run.sweep, run.run_id)
-        keep = {"ok", "diverged"} if retry_failed else {"ok", "diverged", "failed"}
+        keep = FINISHED if retry_failed else set(Status)
         return [c for c in cells if done.get(c.cell_hash) not in keep]
 
     # -- models -------------------------------------------------------------------------------

@@ -25,6 +25,30 @@ class _Optim(Frozen):
     defense: Literal["none", "quantize", "noise"] = "none"
     defense_param: PositiveFloat = 0.1
 
+    @property
+    def threat_norm(self) -> NormName | None:
+        """The norm of the threat model trained against (the ``train_norm`` column)."""
+        return None
+
+    @property
+    def threat_eps(self) -> float | None:
+        """The budget trained against (the ``train_eps`` column)."""
+        return None
+
+    @property
+    def unlabeled_pool(self) -> int:
+        """Unlabeled training points the method draws besides ``n_train`` (rst)."""
+        return 0
+
+    @property
+    def passes_per_step(self) -> int:
+        """Forward-backward passes per training example and step (1 + the inner attack's)."""
+        return 1
+
+    def helper_models(self, ensemble_size: int) -> int:
+        """Models trained on the labeled set before the ensemble itself (teachers, sources)."""
+        return 0
+
 
 class StandardTraining(_Optim):
     """Empirical risk minimisation on clean data."""
@@ -36,6 +60,14 @@ class _Adversarial(_Optim):
     norm: NormName = "linf"
     eps: NonNegativeFloat = 0.1
 
+    @property
+    def threat_norm(self) -> NormName | None:
+        return self.norm
+
+    @property
+    def threat_eps(self) -> float | None:
+        return float(self.eps)
+
 
 class PgdAtTraining(_Adversarial):
     """Madry et al.: train on PGD examples (random start, ``steps`` steps of size rel_step*eps)."""
@@ -44,12 +76,20 @@ class PgdAtTraining(_Adversarial):
     steps: PositiveInt = 7
     rel_step: PositiveFloat = 0.25
 
+    @property
+    def passes_per_step(self) -> int:
+        return 1 + self.steps
+
 
 class FgsmAtTraining(_Adversarial):
     """Fast adversarial training: random start, one step of 1.25 eps."""
 
     method: Literal["fgsm_at"] = "fgsm_at"
     rel_step: PositiveFloat = 1.25
+
+    @property
+    def passes_per_step(self) -> int:
+        return 2
 
 
 class TradesTraining(_Adversarial):
@@ -59,6 +99,10 @@ class TradesTraining(_Adversarial):
     beta: PositiveFloat = 6.0
     steps: PositiveInt = 7
     rel_step: PositiveFloat = 0.25
+
+    @property
+    def passes_per_step(self) -> int:
+        return 2 + self.steps  # the clean pass, the inner attack, the adversarial pass
 
 
 class RstTraining(_Adversarial):
@@ -70,6 +114,17 @@ class RstTraining(_Adversarial):
     steps: PositiveInt = 7
     rel_step: PositiveFloat = 0.25
 
+    @property
+    def unlabeled_pool(self) -> int:
+        return self.n_unlabeled
+
+    @property
+    def passes_per_step(self) -> int:
+        return 1 + self.steps
+
+    def helper_models(self, ensemble_size: int) -> int:
+        return ensemble_size  # one standard teacher per member
+
 
 class EnsembleAtTraining(_Adversarial):
     """Tramer et al. 2018: each batch, FGSM examples from a source drawn among the model being
@@ -78,6 +133,13 @@ class EnsembleAtTraining(_Adversarial):
 
     method: Literal["ensemble_at"] = "ensemble_at"
     n_static: PositiveInt = 2
+
+    @property
+    def passes_per_step(self) -> int:
+        return 2
+
+    def helper_models(self, ensemble_size: int) -> int:
+        return self.n_static
 
 
 class GradRegTraining(_Optim):
@@ -88,6 +150,14 @@ class GradRegTraining(_Optim):
     method: Literal["grad_reg"] = "grad_reg"
     lam: PositiveFloat = 1.0
     norm: NormName = "l2"
+
+    @property
+    def threat_norm(self) -> NormName | None:
+        return self.norm
+
+    @property
+    def passes_per_step(self) -> int:
+        return 2
 
 
 TrainingConfig = Annotated[

@@ -15,8 +15,8 @@ import numpy as np
 from adv_core import theory
 from adv_core.config import canonical_json
 from adv_core.config.data import GaussianData, SpheresData, TsiprasData
-from adv_core.stats import wilson
-from sweeps.rows import RunInfo
+from adv_core.results import CellColumns, MetricsRow, Provenance
+from sweeps.rows import RunInfo, full_row
 from sweeps.schema import SCHEMA_VERSION, examples_table, metrics_table
 from sweeps.store import ResultStore
 
@@ -37,63 +37,32 @@ def robust_curve(n: float, d: int) -> float:
 
 
 def make_row(run: RunInfo, ds: Any, rng: np.random.Generator, **kw: Any) -> dict[str, Any]:
-    """A complete metrics row: counts drawn around ``robust_p``/``clean_p``, schema defaults."""
+    """A complete metrics row: counts drawn around ``robust_p``/``clean_p``, built from the
+    records of adv_core.results (so a new column needs no change here); ``kw`` overrides."""
     n = kw.pop("n_eval", N_EVAL)
     clean = int(rng.binomial(n, kw.pop("clean_p")))
     robust = min(clean, int(rng.binomial(n, min(1.0, max(0.0, kw.pop("robust_p"))))))
-    lo, hi = wilson(robust, n)
     seed, member, n_train = kw.get("seed", 0), kw.get("member", -1), kw.get("n_train", 8)
     model = kw.pop("model_name", "linear")
     training = kw.pop("training", {"method": "standard"})
     cell = f"{ds.name}-{ds.input_dim}-{n_train}-{model}-{training}-{seed}"
     digest = hashlib.sha256(cell.encode()).hexdigest()
-    row: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "sweep": run.sweep,
-        "run_id": run.run_id,
-        "cell_hash": digest[:16],
-        "train_hash": digest[16:32],
-        "dataset": ds.name,
-        "d": ds.input_dim,
-        "n_train": n_train,
-        "n_eval": n,
-        "model": model,
-        "train_method": training["method"],
-        "train_norm": training.get("norm"),
-        "train_eps": training.get("eps"),
-        "ensemble_size": 2,
-        "seed": seed,
-        "member": member,
-        "source_member": None,
-        "attack": "exact",
-        "norm": "linf",
-        "eps": 0.0,
-        "clean_acc": clean / n,
-        "robust_acc": robust / n,
-        "robust_acc_lo": lo,
-        "robust_acc_hi": hi,
-        "theory_robust_acc": None,
-        "flags": [],
-        "status": "ok",
-        "error": None,
-        "wall_s": 0.1,
-        "device": "cpu",
-        "node": "test",
-        "code_version": "test",
-        "created_at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
-        "config": "{}",
-        "n_clean_correct": clean,
-        "n_robust": robust,
-        "bayes_robust_acc": None,
-        "any_learner_robust_acc": None,
-        "dataset_config": canonical_json(ds),
-        "model_config": canonical_json({"name": model}),
-        "training_config": canonical_json(training),
-        "model_reused": False,
-        "attempt": 1,
-    }
-    row.update(kw)
-    return row
+    prov = Provenance(
+        SCHEMA_VERSION, run.sweep, run.run_id, "test", dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        node="test", model_reused=False, attempt=1,
+    )  # fmt: skip
+    columns = CellColumns(
+        cell_hash=digest[:16], train_hash=digest[16:32], dataset=ds.name, d=ds.input_dim,
+        n_train=n_train, n_eval=n, model=model, train_method=training["method"],
+        train_norm=training.get("norm"), train_eps=training.get("eps"), ensemble_size=2,
+        seed=seed, config="{}", dataset_config=canonical_json(ds),
+        model_config=canonical_json({"name": model}), training_config=canonical_json(training),
+    )  # fmt: skip
+    metrics = MetricsRow.measured(
+        member, "exact", "linf", 0.0, n_clean=clean, n_robust=robust, n=n, flags=[],
+        wall_s=0.1, device="cpu",
+    )  # fmt: skip
+    return {**full_row(prov, columns, metrics), **kw}
 
 
 def sample_complexity_rows(run: RunInfo, rng: np.random.Generator) -> list[dict[str, Any]]:

@@ -23,8 +23,9 @@ from adv_core.config.training import (
 from adv_core.data import load
 from adv_core.models import new_ensemble
 from adv_core.norms import get_norm
+from adv_core.results import Status
 from adv_core.rng import generator
-from adv_core.run import STATUS_DIVERGED, run_cell
+from adv_core.run import run_cell
 from adv_core.training import get_trainer, train
 from adv_core.training_adv import ascend, ce_sum, flat_model
 
@@ -122,7 +123,7 @@ def test_divergence_gives_diverged_rows() -> None:
         training=cfg, ensemble_size=2, seed=0, attacks=(PgdAttack(eps=(0.0, 0.1), steps=2),),
     )  # fmt: skip
     res = run_cell(cell)
-    assert res.status == STATUS_DIVERGED and len(res.rows) == 2
+    assert res.status == Status.DIVERGED and len(res.rows) == 2
     assert all(r["robust_acc"] is None and "non-finite" in r["error"] for r in res.rows)
 
 

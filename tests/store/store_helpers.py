@@ -26,6 +26,7 @@ def fill(store: ResultStore, cells: list[Cell], results_of: dict[str, object]) -
     for c in cells[:-1]:
         res = results_of[c.cell_hash]
         store.write_cell(RUN, c, res.rows, res.examples)  # type: ignore[attr-defined]
+    from adv_core.results import Status
     from adv_core.run import failure_rows
 
-    store.write_cell(RUN, cells[-1], failure_rows(cells[-1], "failed", "boom"), None)
+    store.write_cell(RUN, cells[-1], failure_rows(cells[-1], Status.FAILED, "boom"), None)

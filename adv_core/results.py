@@ -1,0 +1,130 @@
+"""The vocabulary of results, at the bottom of the stack (stdlib only: no torch, no pyarrow).
+
+- ``Status``: how a cell ended. A ``str`` enum, so the values written to Parquet stay the plain
+  strings ``ok`` / ``failed`` / ``diverged``. ``FINISHED``: the statuses that end a cell for
+  good (a ``failed`` cell is run again; a ``diverged`` one is a result).
+- A metrics row (one per cell, target, attack, eps) is three typed records side by side:
+  ``Provenance`` (who wrote it), ``CellColumns`` (which cell) and ``MetricsRow`` (what adv_core
+  measured). ``sweeps.schema`` derives the Parquet column types from these fields, so a column
+  is named once, here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from adv_core.stats import wilson
+
+
+class Status(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    DIVERGED = "diverged"
+
+
+FINISHED: frozenset[Status] = frozenset({Status.OK, Status.DIVERGED})
+"""Statuses of a cell that is done: only a ``failed`` cell is worth running again."""
+
+ENSEMBLE_MEMBER = -1
+"""The ``member`` of a row about the whole ensemble (0..E-1 name single members)."""
+
+
+@dataclass(frozen=True)
+class MetricsRow:
+    """What adv_core measured for one (target, attack, eps): ``member`` is the target (-1: the
+    whole ensemble); counts are out of ``n_eval`` points; accuracies are null on failure."""
+
+    member: int
+    attack: str
+    norm: str
+    eps: float
+    source_member: int | None = None  # transfer attacks: the member crafted on (-1: ensemble)
+    clean_acc: float | None = None
+    robust_acc: float | None = None
+    robust_acc_lo: float | None = None  # 95% Wilson interval of robust_acc
+    robust_acc_hi: float | None = None
+    n_clean_correct: int | None = None
+    n_robust: int | None = None
+    theory_robust_acc: float | None = None  # closed form of the trained model, where one exists
+    bayes_robust_acc: float | None = None
+    any_learner_robust_acc: float | None = None
+    flags: list[str] = field(default_factory=list)
+    status: Status = Status.OK
+    error: str | None = None
+    wall_s: float | None = None
+    device: str | None = None
+
+    @classmethod
+    def measured(
+        cls,
+        member: int,
+        attack: str,
+        norm: str,
+        eps: float,
+        *,
+        n_clean: int,
+        n_robust: int,
+        n: int,
+        flags: list[str],
+        **extra: Any,
+    ) -> MetricsRow:
+        """An ``ok`` row from counts: accuracies and the Wilson interval follow from them."""
+        lo, hi = wilson(n_robust, n)
+        return cls(
+            member, attack, norm, float(eps),
+            clean_acc=n_clean / n if n else None, robust_acc=n_robust / n if n else None,
+            robust_acc_lo=lo, robust_acc_hi=hi, n_clean_correct=n_clean, n_robust=n_robust,
+            flags=sorted(set(flags)), **extra,
+        )  # fmt: skip
+
+    @classmethod
+    def failure(cls, attack: str, norm: str, eps: float, status: Status, error: str) -> MetricsRow:
+        """A row of the whole ensemble saying why the cell has no numbers."""
+        return cls(ENSEMBLE_MEMBER, attack, norm, float(eps), status=status, error=error)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class CellColumns:
+    """The columns that describe the cell a row belongs to (built by ``sweeps.rows``)."""
+
+    cell_hash: str
+    train_hash: str
+    dataset: str
+    d: int
+    n_train: int
+    n_eval: int
+    model: str
+    train_method: str
+    train_norm: str | None
+    train_eps: float | None
+    ensemble_size: int
+    seed: int
+    config: str  # the cell as canonical JSON
+    dataset_config: str
+    model_config: str
+    training_config: str
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who wrote a row, when, where (never part of a hash)."""
+
+    schema_version: int
+    sweep: str
+    run_id: str
+    code_version: str
+    created_at: dt.datetime
+    node: str | None = None
+    model_reused: bool | None = None
+    attempt: int | None = None
+
+
+ROW_RECORDS: tuple[type[Any], ...] = (Provenance, CellColumns, MetricsRow)
+"""The records that make up one metrics row (their fields are disjoint)."""
