@@ -41,8 +41,8 @@ def trained_linear() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
 )
 def test_white_box_equals_exact(trained_linear: tuple, cfg: object) -> None:
     model, x, y = trained_linear
-    got = attacks.build(cfg)(model, x, y, EPS, generator=generator("a"))
-    exact = attacks.build(ExactAttack(norm=cfg.norm, eps=EPS))(model, x, y, EPS)  # type: ignore[attr-defined]
+    got = attacks.build(cfg)(model, x, y, EPS, bounds=None, generator=generator("a"))
+    exact = attacks.build(ExactAttack(norm=cfg.norm, eps=EPS))(model, x, y, EPS, bounds=None)  # type: ignore[attr-defined]
     n_got = (~got.success).sum(dim=1)
     n_exact = (~exact.success).sum(dim=1)
     assert (n_got - n_exact).abs().max() <= 1, (n_got, n_exact)  # up to float ties
@@ -52,7 +52,7 @@ def test_white_box_equals_exact(trained_linear: tuple, cfg: object) -> None:
 def test_eps_zero_is_clean_and_robust_never_rises(trained_linear: tuple) -> None:
     model, x, y = trained_linear
     res = attacks.build(PgdAttack(norm="linf", eps=EPS, steps=5))(
-        model, x, y, EPS, generator=generator("b")
+        model, x, y, EPS, bounds=None, generator=generator("b")
     )
     acc = res.robust_acc()
     clean = (model(x).argmax(1) == y).float().mean()

@@ -70,16 +70,12 @@ class Apgd(Attack):
         generator: torch.Generator | None,
     ) -> torch.Tensor:
         runs = [m for m in self.losses(model, x) for _ in range(self.cfg.restarts)]
-        best = x.clone()
-        alive = torch.ones(len(y), dtype=torch.bool, device=x.device)
-        for make in runs:
-            idx = alive.nonzero()[:, 0]
-            if len(idx) == 0:
-                break
-            xa = self._run(model, x[idx], y[idx], eps[idx], bounds, generator, make(idx))
-            best[idx] = xa
-            alive[idx[self.hits(model, xa, y[idx])]] = False
-        return best
+        return self.worst_case(
+            model, x, y, len(runs),
+            lambda r, idx: self._run(
+                model, x[idx], y[idx], eps[idx], bounds, generator, runs[r](idx)
+            ),
+        )  # fmt: skip
 
     def _run(
         self,

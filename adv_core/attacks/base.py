@@ -15,11 +15,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, final
 
 import torch
 import torch.nn.functional as F
 
+from adv_core.attacks.counting import Counted
 from adv_core.norms import Norm, get_norm
 
 Model = Callable[[torch.Tensor], torch.Tensor]
@@ -37,6 +38,9 @@ class AttackResult:
     x_adv: one (N, *D) tensor per eps (the clean input where nothing was found).
     success: (K, N) bool.  distances: (N,) smallest successful perturbation norm, for
     minimum-norm attacks and closed forms (inf where none was found), else None.
+    n_forward, n_backward: model passes spent by the call, counted per example (a forward pass
+    of a batch of B inputs counts B; a backward pass through it counts B), docs/attacks.md.
+    flags: sanity-check names the attack itself raised (e.g. ``min_norm_gap``).
     """
 
     epsilons: tuple[float, ...]
@@ -44,6 +48,9 @@ class AttackResult:
     success: torch.Tensor
     distances: torch.Tensor | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    n_forward: int = 0
+    n_backward: int = 0
+    flags: list[str] = field(default_factory=list)
 
     def robust_acc(self) -> torch.Tensor:
         """(K,) fraction of examples not broken at each eps."""
@@ -125,12 +132,19 @@ def input_grad(model: Model, x: torch.Tensor, y: torch.Tensor, loss: str = "ce")
     return loss_grad(model, x, y, loss)[0]
 
 
-class Attack(ABC):
+class Attack:
     """Base of every attack: ``attack(model, x, y, epsilons=[...], bounds=..., generator=...)``.
+
+    ``bounds`` is required: the input box ``(lo, hi)`` or ``None`` for unbounded data, said
+    explicitly (DESIGN.md, additions to the contract), never a silent default.
 
     Class facts read by the sanity checks: ``white_box`` (uses gradients), ``minimum_norm``
     (reports distances), ``misclassification`` (success means a wrong label; False for the
     fooling metric), ``eot`` (averages over the model's randomness).
+
+    ``__call__`` is final: it sorts eps, counts model passes and hands the work to one hook,
+    ``solve``. Fixed-eps attacks keep the default (the cascade over eps of ``perturb``);
+    minimum-norm attacks (``MinimumNorm``) and closed forms (``exact``) override ``solve``.
     """
 
     white_box: bool = True
@@ -142,7 +156,39 @@ class Attack(ABC):
         self.cfg = cfg
         self.norm: Norm = get_norm(cfg.norm)
 
+    @final
+    def __call__(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        epsilons: Sequence[float] | None = None,
+        *,
+        bounds: Bounds,
+        generator: torch.Generator | None = None,
+        batch_size: int = 1024,
+    ) -> AttackResult:
+        eps_list = sorted_eps(epsilons if epsilons is not None else self.cfg.eps)
+        counted = Counted(model)
+        x, y = self.inputs(counted, x, y, generator, bounds)
+        result = self.solve(counted, x, y, eps_list, bounds, generator, batch_size)
+        result.n_forward, result.n_backward = counted.n_forward, counted.n_backward
+        return result
+
     # -- hooks an attack may override -------------------------------------------------------
+    def solve(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        eps_list: tuple[float, ...],
+        bounds: Bounds,
+        generator: torch.Generator | None,
+        batch_size: int,
+    ) -> AttackResult:
+        """The whole evaluation at the sorted budgets (default: the cascade of ``perturb``)."""
+        return self.cascade(model, x, y, eps_list, bounds, generator, batch_size)
+
     def project(
         self, x0: torch.Tensor, x: torch.Tensor, eps: torch.Tensor, bounds: Bounds
     ) -> torch.Tensor:
@@ -179,7 +225,6 @@ class Attack(ABC):
         """The points to attack (default: the evaluation points themselves)."""
         return x, y
 
-    @abstractmethod
     def perturb(
         self,
         model: Model,
@@ -189,7 +234,9 @@ class Attack(ABC):
         bounds: Bounds,
         generator: torch.Generator | None,
     ) -> torch.Tensor:
-        """Adversarial candidates (A, *D) for the still-robust x (A, *D) at budgets eps (A,)."""
+        """Adversarial candidates (A, *D) for the still-robust x (A, *D) at budgets eps (A,).
+        Every fixed-eps attack writes this; attacks that override ``solve`` need not."""
+        raise NotImplementedError(f"{type(self).__name__} has no fixed-eps step")
 
     # -- shared work ----------------------------------------------------------------------
     def worst_case(
@@ -239,26 +286,24 @@ class Attack(ABC):
         xa = self.project(x0, xa, eps, bounds)
         return xa, self.hits(model, xa, y0)
 
-    def __call__(
+    def cascade(
         self,
         model: Model,
         x: torch.Tensor,
         y: torch.Tensor,
-        epsilons: Sequence[float] | None = None,
-        *,
-        bounds: Bounds = None,
-        generator: torch.Generator | None = None,
-        batch_size: int = 1024,
+        eps_list: tuple[float, ...],
+        bounds: Bounds,
+        generator: torch.Generator | None,
+        batch_size: int,
     ) -> AttackResult:
-        eps_list = sorted_eps(epsilons if epsilons is not None else self.cfg.eps)
-        x, y = self.inputs(model, x, y, generator, bounds)
+        """Every budget in increasing order; what broke at a smaller eps stays broken (nested
+        balls), so larger budgets attack only what is still robust."""
         broken = self.hits(model, x, y)  # (N,)
         x_best = x.detach().clone()
         x_adv: list[torch.Tensor] = []
         success = torch.zeros(len(eps_list), len(y), dtype=torch.bool, device=x.device)
         for k, eps in enumerate(eps_list):
             idx = (~broken).nonzero()[:, 0]
-            # Cascade: what broke at a smaller eps stays broken (nested balls).
             for chunk in idx.split(batch_size) if eps > 0 else ():
                 e = torch.full((len(chunk),), eps, dtype=x.dtype, device=x.device)
                 xa, hit = self.attack_at(model, x[chunk], y[chunk], e, bounds, generator)
@@ -276,23 +321,22 @@ def sorted_eps(epsilons: Sequence[float]) -> tuple[float, ...]:
     return eps_list
 
 
-class MinimumNorm(Attack):
+class MinimumNorm(Attack, ABC):
     """Base of minimum-norm attacks: ``search`` finds, for each clean-correct example, an
-    adversarial point as close as it can; robustness at eps is then ``distance > eps``."""
+    adversarial point as close as it can; robustness at eps is then ``distance > eps``, so one
+    search gives every budget of the list. Found points are verified on the model.
+
+    ``confirm`` (optional, given by the registry): a fixed-eps attack run at each eps only on
+    the examples whose found distance exceeds it; what it breaks counts as broken, and the
+    result carries the flag ``min_norm_gap`` (the search missed points a fixed-eps attack
+    found: its distances overstate robustness there).
+    """
 
     minimum_norm = True
 
-    def perturb(
-        self,
-        model: Model,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        eps: torch.Tensor,
-        bounds: Bounds,
-        generator: torch.Generator | None,
-    ) -> torch.Tensor:
-        x_min, dist = self.search(model, x, y, bounds, generator)
-        return torch.where(bcast(dist <= eps, x), x_min, x)
+    def __init__(self, cfg: Any, confirm: Attack | None = None) -> None:
+        super().__init__(cfg)
+        self.confirm = confirm
 
     @abstractmethod
     def search(
@@ -305,18 +349,29 @@ class MinimumNorm(Attack):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(x_min (A, *D), dist (A,)): the closest adversarial point found (inf: none)."""
 
-    def __call__(
+    def perturb(
         self,
         model: Model,
         x: torch.Tensor,
         y: torch.Tensor,
-        epsilons: Sequence[float] | None = None,
-        *,
-        bounds: Bounds = None,
-        generator: torch.Generator | None = None,
-        batch_size: int = 1024,
-    ) -> AttackResult:
-        eps_list = sorted_eps(epsilons if epsilons is not None else self.cfg.eps)
+        eps: torch.Tensor,
+        bounds: Bounds,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """As a fixed-eps attack (e.g. an autoattack component): the found point if within eps."""
+        x_min, dist = self.search(model, x, y, bounds, generator)
+        return torch.where(bcast(dist <= eps, x), x_min, x)
+
+    def distances(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        bounds: Bounds,
+        generator: torch.Generator | None,
+        batch_size: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x_min (N, *D), dist (N,)): 0 for examples misclassified clean, inf where none."""
         broken = self.hits(model, x, y)
         dist = torch.full((len(y),), float("inf"), dtype=x.dtype, device=x.device)
         dist[broken] = 0.0
@@ -325,6 +380,57 @@ class MinimumNorm(Attack):
             xm, dm = self.search(model, x[chunk], y[chunk], bounds, generator)
             ok = torch.isfinite(dm) & self.hits(model, xm, y[chunk])  # verified on the model
             x_min[chunk[ok]], dist[chunk[ok]] = xm[ok], dm[ok]
+        return x_min, dist
+
+    def solve(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        eps_list: tuple[float, ...],
+        bounds: Bounds,
+        generator: torch.Generator | None,
+        batch_size: int,
+    ) -> AttackResult:
+        x_min, dist = self.distances(model, x, y, bounds, generator, batch_size)
         success = torch.stack([dist <= e for e in eps_list])  # (K, N)
         x_adv = [torch.where(bcast(s, x), x_min, x) for s in success]
-        return AttackResult(eps_list, x_adv, success, distances=dist, info={"x": x})
+        result = AttackResult(eps_list, x_adv, success, distances=dist, info={"x": x})
+        if self.confirm is not None:
+            self._confirm(model, x, y, result, bounds, generator, batch_size)
+        return result
+
+    def _confirm(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        result: AttackResult,
+        bounds: Bounds,
+        generator: torch.Generator | None,
+        batch_size: int,
+    ) -> None:
+        """Run ``confirm`` at each eps on what the search left robust (cascading: what it
+        broke at a smaller eps stays broken); record the gap."""
+        assert self.confirm is not None
+        extra = torch.zeros(len(y), dtype=torch.bool, device=x.device)
+        gap = []
+        for k, eps in enumerate(result.epsilons):
+            todo = (~result.success[k] & ~extra).nonzero()[:, 0]
+            for chunk in todo.split(batch_size) if eps > 0 else ():
+                e = torch.full((len(chunk),), eps, dtype=x.dtype, device=x.device)
+                xa, hit = self.confirm.attack_at(model, x[chunk], y[chunk], e, bounds, generator)
+                extra[chunk[hit]] = True
+                result.x_adv[k][chunk[hit]] = xa[hit]
+                if result.distances is not None:
+                    d = self.norm.norm(xa[hit] - x[chunk[hit]])
+                    result.distances[chunk[hit]] = torch.minimum(result.distances[chunk[hit]], d)
+            newly = extra & ~result.success[k]
+            for j in range(k + 1, len(result.epsilons)):  # nested balls: broken stays broken
+                keep = newly & ~result.success[j]
+                result.x_adv[j][keep] = result.x_adv[k][keep]
+            gap.append(int(newly.sum()))
+            result.success[k] |= extra
+        result.info["min_norm_gap"] = gap
+        if any(gap):
+            result.flags.append("min_norm_gap")

@@ -13,8 +13,6 @@ minimal adversarial distances.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 
 from adv_core.attacks.base import Attack, AttackResult, Bounds, Model
@@ -85,21 +83,18 @@ class Exact(Attack):
         delta = self.norm.linear_max(-vj, eps.double(), up, down)
         return (xf + delta).to(x.dtype).reshape(x.shape)
 
-    def __call__(
+    def solve(
         self,
         model: Model,
         x: torch.Tensor,
         y: torch.Tensor,
-        epsilons: Sequence[float] | None = None,
-        *,
-        bounds: Bounds = None,
-        generator: torch.Generator | None = None,
-        batch_size: int = 1024,
+        eps_list: tuple[float, ...],
+        bounds: Bounds,
+        generator: torch.Generator | None,
+        batch_size: int,
     ) -> AttackResult:
         self._check(bounds)
-        result = super().__call__(
-            model, x, y, epsilons, bounds=bounds, generator=generator, batch_size=batch_size
-        )
+        result = self.cascade(model, x, y, eps_list, bounds, generator, batch_size)
         w, b = linear_weights_of(model)
         v, m = pair_terms(w, b, x, y)
         for k, eps in enumerate(result.epsilons):

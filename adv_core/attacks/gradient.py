@@ -13,6 +13,7 @@ from adv_core.attacks.base import (
     clip_box,
     loss_grad,
 )
+from adv_core.attacks.counting import unwrap
 from adv_core.config.attacks import BpdaAttack, EotPgdAttack, FgsmAttack, PgdAttack
 
 
@@ -146,7 +147,8 @@ class Bpda(Pgd):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         from adv_core.defenses import straight_through
 
-        if not isinstance(model, torch.nn.Module):
+        module = unwrap(model)  # the counting wrapper holds the module
+        if not isinstance(module, torch.nn.Module):
             return loss_grad(model, x, y, loss)
-        with straight_through(model):
+        with straight_through(module):
             return loss_grad(model, x, y, loss)

@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import torch
 
-from adv_core.attacks.base import Bounds, MinimumNorm, Model
+from adv_core.attacks.base import Attack, Bounds, MinimumNorm, Model
 from adv_core.config.attacks import MinNormAttack
 
 
 class MinNorm(MinimumNorm):
     cfg: MinNormAttack
 
-    def __init__(self, cfg: MinNormAttack) -> None:
+    def __init__(self, cfg: MinNormAttack, base: Attack) -> None:
+        """``base``: the fixed-eps attack built from ``cfg.base`` (by the registry)."""
         super().__init__(cfg)
-        from adv_core.attacks import build
-
-        self.base = build(cfg.base)
+        self.base = base
         self.white_box = self.base.white_box
         self.eot = self.base.eot
 

@@ -19,16 +19,15 @@ class Transfer(Attack):
     cfg: TransferAttack
     white_box = False
 
-    def __init__(self, cfg: TransferAttack, source: Model | None = None) -> None:
+    def __init__(self, cfg: TransferAttack, base: Attack, source: Model | None = None) -> None:
+        """``base``: the white-box attack built from ``cfg.base`` (by the registry)."""
         super().__init__(cfg)
-        from adv_core.attacks import build
-
-        self.base = build(cfg.base)
+        self.base = base
         self.source = source
 
     def with_source(self, source: Model) -> Transfer:
         """A copy of this attack crafting on ``source`` (the attack object stays stateless)."""
-        return Transfer(self.cfg, source)
+        return Transfer(self.cfg, self.base, source)
 
     def source_model(self, device: torch.device) -> Model:
         if self.source is not None:

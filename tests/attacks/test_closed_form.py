@@ -110,7 +110,7 @@ def test_exact_is_achieved_and_distances_agree(norm: str, box: str) -> None:
 def test_exact_l0_needs_a_box() -> None:
     model, x, y = linear_problem(2, n=10)
     with pytest.raises(ValueError, match="unbounded"):
-        attacks.build(ac.ExactAttack(norm="l0", eps=(1.0,)))(model, x, y, (1.0,))
+        attacks.build(ac.ExactAttack(norm="l0", eps=(1.0,)))(model, x, y, (1.0,), bounds=None)
 
 
 @pytest.mark.parametrize("box", BOXES)

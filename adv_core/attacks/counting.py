@@ -1,0 +1,50 @@
+"""Counting model passes (the ``n_forward`` / ``n_backward`` columns).
+
+``Counted(model)`` is a thin wrapper the base class puts around the model of every attack call.
+Counts are per example, summed over the batch, as RobustBench and AttackBench report them: a
+forward pass of a batch of B inputs counts B forward passes; every backward pass through such an
+output (``autograd.grad`` or ``.backward``, including each of FAB's per-class passes) counts B
+backward passes. An EOT gradient over S draws of A inputs counts S * A of each. Attribute access
+falls through to the wrapped model, so ``linear_weights`` and friends still work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+Model = Callable[[torch.Tensor], torch.Tensor]
+
+
+class Counted:
+    """A model that counts its per-example forward and backward passes."""
+
+    def __init__(self, model: Model) -> None:
+        self.inner = model
+        self.n_forward = 0
+        self.n_backward = 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.inner(x)
+        b = int(x.shape[0])
+        self.n_forward += b
+        if out.requires_grad:
+            out.register_hook(lambda g: self._backward(b))
+        return out
+
+    def _backward(self, b: int) -> None:
+        self.n_backward += b
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (copying): no recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def unwrap(model: Model) -> Model:
+    """The model under any counting wrappers (for code that needs the module itself)."""
+    while isinstance(model, Counted):
+        model = model.inner
+    return model
