@@ -15,7 +15,9 @@ from adv_core.config._base import Frozen
 NormName = Literal["linf", "l2", "l1"]
 
 
-class _Optim(Frozen):
+class TrainingBase(Frozen):
+    """Optimiser settings and the negative-control defense, shared by every method."""
+
     epochs: PositiveInt = 30
     batch_size: PositiveInt = 128
     lr: PositiveFloat = 1e-2
@@ -50,13 +52,13 @@ class _Optim(Frozen):
         return 0
 
 
-class StandardTraining(_Optim):
+class StandardTraining(TrainingBase):
     """Empirical risk minimisation on clean data."""
 
     method: Literal["standard"] = "standard"
 
 
-class _Adversarial(_Optim):
+class AdversarialTraining(TrainingBase):
     norm: NormName = "linf"
     eps: NonNegativeFloat = 0.1
 
@@ -69,7 +71,7 @@ class _Adversarial(_Optim):
         return float(self.eps)
 
 
-class PgdAtTraining(_Adversarial):
+class PgdAtTraining(AdversarialTraining):
     """Madry et al.: train on PGD examples (random start, ``steps`` steps of size rel_step*eps)."""
 
     method: Literal["pgd_at"] = "pgd_at"
@@ -81,7 +83,7 @@ class PgdAtTraining(_Adversarial):
         return 1 + self.steps
 
 
-class FgsmAtTraining(_Adversarial):
+class FgsmAtTraining(AdversarialTraining):
     """Fast adversarial training: random start, one step of 1.25 eps."""
 
     method: Literal["fgsm_at"] = "fgsm_at"
@@ -92,7 +94,7 @@ class FgsmAtTraining(_Adversarial):
         return 2
 
 
-class TradesTraining(_Adversarial):
+class TradesTraining(AdversarialTraining):
     """Zhang et al. 2019: CE(clean) + beta * KL(clean || adversarial)."""
 
     method: Literal["trades"] = "trades"
@@ -105,7 +107,7 @@ class TradesTraining(_Adversarial):
         return 2 + self.steps  # the clean pass, the inner attack, the adversarial pass
 
 
-class RstTraining(_Adversarial):
+class RstTraining(AdversarialTraining):
     """Carmon et al. 2019: pseudo-label ``n_unlabeled`` points with a standard model, then PGD-AT
     on labeled + pseudo-labeled points (the teacher uses the same optimiser settings)."""
 
@@ -126,7 +128,7 @@ class RstTraining(_Adversarial):
         return ensemble_size  # one standard teacher per member
 
 
-class EnsembleAtTraining(_Adversarial):
+class EnsembleAtTraining(AdversarialTraining):
     """Tramer et al. 2018: each batch, FGSM examples from a source drawn among the model being
     trained and ``n_static`` static models pre-trained with standard training (same architecture,
     fresh seeds); loss = (CE(clean) + CE(adversarial)) / 2."""
@@ -142,7 +144,7 @@ class EnsembleAtTraining(_Adversarial):
         return self.n_static
 
 
-class GradRegTraining(_Optim):
+class GradRegTraining(TrainingBase):
     """Input-gradient penalty (double backpropagation): CE + lam * mean ||grad_x CE||_q^2,
     q the dual of ``norm`` (l2 -> l2, Drucker & LeCun; linf -> l1, the first-order price of
     an linf perturbation)."""
@@ -172,10 +174,12 @@ TrainingConfig = Annotated[
 ]
 
 
-def standard_of(cfg: _Optim) -> StandardTraining:
+def standard_of(cfg: TrainingBase) -> StandardTraining:
     """The standard-training config with ``cfg``'s optimiser settings and no defense (the
     teacher of rst and the static models of ensemble_at)."""
     keep = {
-        k: getattr(cfg, k) for k in _Optim.model_fields if k not in ("defense", "defense_param")
+        k: getattr(cfg, k)
+        for k in TrainingBase.model_fields
+        if k not in ("defense", "defense_param")
     }
     return StandardTraining(**keep)

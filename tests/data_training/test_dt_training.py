@@ -27,7 +27,7 @@ from adv_core.results import Status
 from adv_core.rng import generator
 from adv_core.run import run_cell
 from adv_core.training import get_trainer, train
-from adv_core.training_adv import ascend, ce_sum, flat_model
+from adv_core.training.adversarial import ascend, ce_sum, flat_model
 
 CPU = torch.device("cpu")
 OPT = {"epochs": 15, "batch_size": 32, "lr": 0.05}

@@ -1,4 +1,4 @@
-"""Adversarial and semi-supervised training methods (registered into adv_core.training).
+"""Adversarial and semi-supervised training methods (registered into adv_core.training.loop.TRAINERS).
 
 Every method keeps the ensemble's layout: members train together, member e on its own batch
 xb[e]. Adversarial examples for all members are crafted in one call by flattening: the model
@@ -13,16 +13,32 @@ Notation: eps the training budget in ``cfg.norm``; ``rel_step`` the step as a fr
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from adv_core.config.training import standard_of
+from adv_core.config.training import (
+    AdversarialTraining,
+    EnsembleAtTraining,
+    FgsmAtTraining,
+    GradRegTraining,
+    PgdAtTraining,
+    RstTraining,
+    TradesTraining,
+    TrainingBase,
+    standard_of,
+)
 from adv_core.data.base import DataBundle
 from adv_core.models import Ensemble, new_ensemble
 from adv_core.norms import Norm, get_norm
-from adv_core.training import BatchLoss, TrainLog, fit, member_loss, register, train_standard
+from adv_core.training.loop import (
+    BatchLoss,
+    TrainLog,
+    fit,
+    member_loss,
+    register,
+    train_standard,
+)
 
 Bounds = tuple[float, float] | None
 LossFn = Callable[[torch.Tensor], torch.Tensor]
@@ -79,7 +95,7 @@ def pgd_batch(
     model: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
     y: torch.Tensor,
-    cfg: Any,
+    cfg: AdversarialTraining,
     steps: int,
     rel_step: float,
     bounds: Bounds,
@@ -93,7 +109,9 @@ def pgd_batch(
     return ascend(ce_sum(model, y), x, start, norm, cfg.eps, steps, rel_step * cfg.eps, bounds)
 
 
-def _adversarial_loss(cfg: Any, steps: int, bounds: Bounds) -> BatchLoss:
+def _adversarial_loss(
+    cfg: PgdAtTraining | FgsmAtTraining | RstTraining, steps: int, bounds: Bounds
+) -> BatchLoss:
     """Loss on PGD examples (steps > 1: Madry et al.; steps = 1: fast FGSM training)."""
 
     def loss(
@@ -110,7 +128,7 @@ def _adversarial_loss(cfg: Any, steps: int, bounds: Bounds) -> BatchLoss:
 
 
 def _train_on(
-    ens: Ensemble, data: DataBundle, cfg: Any, gen: torch.Generator, device: torch.device,
+    ens: Ensemble, data: DataBundle, cfg: TrainingBase, gen: torch.Generator, device: torch.device,
     batch_loss: BatchLoss,
 ) -> TrainLog:  # fmt: skip
     return fit(ens, data.x_train.to(device), data.y_train.to(device), cfg, gen, batch_loss)
@@ -118,7 +136,7 @@ def _train_on(
 
 @register("pgd_at")
 def train_pgd_at(
-    ens: Ensemble, data: DataBundle, cfg: Any, gen: torch.Generator, device: torch.device
+    ens: Ensemble, data: DataBundle, cfg: PgdAtTraining, gen: torch.Generator, device: torch.device
 ) -> TrainLog:
     """Madry et al. 2018: minimise the loss on ``steps``-step PGD examples."""
     return _train_on(ens, data, cfg, gen, device, _adversarial_loss(cfg, cfg.steps, data.bounds))
@@ -126,7 +144,7 @@ def train_pgd_at(
 
 @register("fgsm_at")
 def train_fgsm_at(
-    ens: Ensemble, data: DataBundle, cfg: Any, gen: torch.Generator, device: torch.device
+    ens: Ensemble, data: DataBundle, cfg: FgsmAtTraining, gen: torch.Generator, device: torch.device
 ) -> TrainLog:
     """Wong et al. 2020 ("fast is better than free"): random start, one step of rel_step*eps."""
     return _train_on(ens, data, cfg, gen, device, _adversarial_loss(cfg, 1, data.bounds))
@@ -139,7 +157,7 @@ def _kl_rows(logits_clean: torch.Tensor, logits_adv: torch.Tensor) -> torch.Tens
     return (p_log.exp() * (p_log - q_log)).sum(dim=-1)
 
 
-def _trades_loss(cfg: Any, bounds: Bounds) -> BatchLoss:
+def _trades_loss(cfg: TradesTraining, bounds: Bounds) -> BatchLoss:
     """Zhang et al. 2019: CE(f(x), y) + beta * KL(f(x) || f(x')), x' maximising the KL."""
 
     def loss(
@@ -164,7 +182,7 @@ def _trades_loss(cfg: Any, bounds: Bounds) -> BatchLoss:
 
 @register("trades")
 def train_trades(
-    ens: Ensemble, data: DataBundle, cfg: Any, gen: torch.Generator, device: torch.device
+    ens: Ensemble, data: DataBundle, cfg: TradesTraining, gen: torch.Generator, device: torch.device
 ) -> TrainLog:
     return _train_on(ens, data, cfg, gen, device, _trades_loss(cfg, data.bounds))
 
@@ -174,7 +192,12 @@ def _fresh_seed(gen: torch.Generator) -> int:
 
 
 def _standard_models(
-    ens: Ensemble, data: DataBundle, cfg: Any, n: int, gen: torch.Generator, device: torch.device
+    ens: Ensemble,
+    data: DataBundle,
+    cfg: TrainingBase,
+    n: int,
+    gen: torch.Generator,
+    device: torch.device,
 ) -> tuple[Ensemble, TrainLog]:
     """``n`` fresh members of the same architecture, trained with cfg's optimiser settings on
     clean labeled data and no defense (RST's teachers, ensemble_at's static sources)."""
@@ -187,7 +210,7 @@ def _standard_models(
 
 @register("rst")
 def train_rst(
-    ens: Ensemble, data: DataBundle, cfg: Any, gen: torch.Generator, device: torch.device
+    ens: Ensemble, data: DataBundle, cfg: RstTraining, gen: torch.Generator, device: torch.device
 ) -> TrainLog:
     """Carmon et al. 2019: member e's own standard teacher pseudo-labels the unlabeled pool;
     member e is then PGD-trained on the labeled plus its pseudo-labeled points."""
@@ -206,7 +229,7 @@ def train_rst(
     return log
 
 
-def _ensemble_at_loss(cfg: Any, static: Ensemble, bounds: Bounds) -> BatchLoss:
+def _ensemble_at_loss(cfg: EnsembleAtTraining, static: Ensemble, bounds: Bounds) -> BatchLoss:
     """Tramer et al. 2018: each batch, FGSM examples from a source drawn uniformly among the
     model being trained and the static models; loss = (CE(clean) + CE(adversarial)) / 2."""
     norm = get_norm(cfg.norm)
@@ -230,14 +253,18 @@ def _ensemble_at_loss(cfg: Any, static: Ensemble, bounds: Bounds) -> BatchLoss:
 
 @register("ensemble_at")
 def train_ensemble_at(
-    ens: Ensemble, data: DataBundle, cfg: Any, gen: torch.Generator, device: torch.device
+    ens: Ensemble,
+    data: DataBundle,
+    cfg: EnsembleAtTraining,
+    gen: torch.Generator,
+    device: torch.device,
 ) -> TrainLog:
     static, _ = _standard_models(ens, data, cfg, cfg.n_static, gen, device)
     static.requires_grad_(False)
     return _train_on(ens, data, cfg, gen, device, _ensemble_at_loss(cfg, static, data.bounds))
 
 
-def _grad_reg_loss(cfg: Any) -> BatchLoss:
+def _grad_reg_loss(cfg: GradRegTraining) -> BatchLoss:
     """CE + lam * mean_b ||grad_x CE_b||_q^2, q the dual of ``cfg.norm`` (double backprop)."""
     dual = get_norm(cfg.norm).dual
 
@@ -258,6 +285,10 @@ def _grad_reg_loss(cfg: Any) -> BatchLoss:
 
 @register("grad_reg")
 def train_grad_reg(
-    ens: Ensemble, data: DataBundle, cfg: Any, gen: torch.Generator, device: torch.device
+    ens: Ensemble,
+    data: DataBundle,
+    cfg: GradRegTraining,
+    gen: torch.Generator,
+    device: torch.device,
 ) -> TrainLog:
     return _train_on(ens, data, cfg, gen, device, _grad_reg_loss(cfg))

@@ -1,4 +1,4 @@
-"""Training methods. All members of an ensemble train together: each member draws its own
+"""The shared training loop. All members of an ensemble train together: each member draws its own
 batches (its own permutation of the training set), the stacked model runs them in one call
 (``forward_each``), and the summed per-member losses give each member exactly the gradient it
 would get alone. Methods register a per-batch loss; the loop, optimiser and divergence check
@@ -14,8 +14,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from adv_core.config.training import StandardTraining, TrainingBase
 from adv_core.data.base import DataBundle
 from adv_core.models import Ensemble
+from adv_core.registry import Registry
 
 
 class Diverged(RuntimeError):
@@ -34,24 +36,11 @@ BatchLoss = Callable[[Ensemble, torch.Tensor, torch.Tensor, torch.Generator], to
 member's mean loss."""
 
 Trainer = Callable[[Ensemble, DataBundle, Any, torch.Generator, torch.device], TrainLog]
-_TRAINERS: dict[str, Trainer] = {}
+"""trainer(ens, data, cfg, gen, device) -> TrainLog: trains ``ens`` in place."""
 
-
-def register(method: str) -> Callable[[Trainer], Trainer]:
-    def deco(fn: Trainer) -> Trainer:
-        if method in _TRAINERS:
-            raise KeyError(f"training method {method!r} registered twice")
-        _TRAINERS[method] = fn
-        return fn
-
-    return deco
-
-
-def get_trainer(method: str) -> Trainer:
-    try:
-        return _TRAINERS[method]
-    except KeyError:
-        raise KeyError(f"unknown training method {method!r}; known: {sorted(_TRAINERS)}") from None
+TRAINERS: Registry[Trainer] = Registry("training method")
+register = TRAINERS.register
+get_trainer = TRAINERS.get
 
 
 def member_loss(logits: torch.Tensor, yb: torch.Tensor, kind: str = "ce") -> torch.Tensor:
@@ -63,7 +52,7 @@ def member_loss(logits: torch.Tensor, yb: torch.Tensor, kind: str = "ce") -> tor
     return F.cross_entropy(logits.reshape(e * b, c), yb.reshape(e * b), reduction="sum") / b
 
 
-def make_optimizer(params: list[torch.Tensor], cfg: Any) -> torch.optim.Optimizer:
+def make_optimizer(params: list[torch.Tensor], cfg: TrainingBase) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -73,7 +62,7 @@ def fit(
     ens: Ensemble,
     x: torch.Tensor,
     y: torch.Tensor,
-    cfg: Any,
+    cfg: TrainingBase,
     gen: torch.Generator,
     batch_loss: BatchLoss,
 ) -> TrainLog:
@@ -137,17 +126,11 @@ def _standard_loss(kind: str) -> BatchLoss:
 
 @register("standard")
 def train_standard(
-    ens: Ensemble, data: DataBundle, cfg: Any, gen: torch.Generator, device: torch.device
+    ens: Ensemble,
+    data: DataBundle,
+    cfg: StandardTraining,
+    gen: torch.Generator,
+    device: torch.device,
 ) -> TrainLog:
     x, y = data.x_train.to(device), data.y_train.to(device)
     return fit(ens, x, y, cfg, gen, _standard_loss(cfg.loss))
-
-
-def train(
-    ens: Ensemble, data: DataBundle, cfg: Any, gen: torch.Generator, device: torch.device
-) -> TrainLog:
-    """Train ``ens`` in place with the method named by ``cfg.method``."""
-    return get_trainer(cfg.method)(ens, data, cfg, gen, device)
-
-
-from adv_core import training_adv  # noqa: E402, F401  (registers the adversarial methods)
