@@ -1,90 +1,48 @@
 """``sweeps nightly``: run a spec as ``nightly-YYYYMMDD``, compare it with the most recent
-earlier nightly of the same sweep, and write a regression report.
+earlier nightly of the same sweep and with the whole ``nightly-*`` history, and write a
+regression report.
 
-Comparison, group by group (dataset, d, n_train, model, training, attack, norm, eps, member;
-seeds are pooled): robust accuracy p = n_robust / n_eval from the binomial counts of ok rows.
-The difference p_now - p_prev gets Newcombe's hybrid score interval (built from the two Wilson
-intervals, adv_core.stats.wilson). With G groups compared, each interval is taken at the
-family-wise level 1 - alpha / G (Bonferroni), so a night that only differs by sampling noise
-flags no group with probability >= 1 - alpha. A group regressed when its drop is larger than
-``threshold`` AND the whole interval lies below zero: noise alone is not a regression, and
-neither is a statistically clear but negligible drop.
+The rule lives in sweeps/regression.py, shared with analysis/notebooks/nightly.ipynb: per group
+(seeds pooled) a paired exact test on the per-example outcomes when the trained weights and the
+test points are the same on both nights, else an unpaired score test; Holm over the groups; a
+drop beyond ``threshold`` that Holm rejects is a regression. A change-point test (ruptures) on
+each group's series over every nightly catches a slow drift that no single night shows; it is a
+regression too, and the report names the night where the change began.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import re
 from dataclasses import asdict, dataclass, field
-from statistics import NormalDist
 from typing import Any
 
 import polars as pl
 
-from adv_core.results import FINISHED, Status
-from adv_core.stats import wilson
-from sweeps.store import METRICS, ResultStore
+from adv_core.results import FINISHED
+from sweeps import regression
+from sweeps.nightly_report import render_markdown
+from sweeps.regression import GROUP_KEYS, HIDDEN_KEYS, Drift, GroupTest
+from sweeps.store import EXAMPLES, METRICS, ResultStore
 
 NIGHTLY_RE = re.compile(r"^nightly-(\d{8})$")
-GROUP_KEYS = (
-    "dataset", "d", "n_train", "model", "train_method", "train_norm", "train_eps",
-    "attack", "norm", "eps", "member",
-)  # fmt: skip
-# Configs beyond the names (e.g. sigma of a dataset, width of an mlp) keep groups apart.
-HIDDEN_KEYS = ("dataset_config", "model_config", "training_config")
+__all__ = ["GROUP_KEYS", "HIDDEN_KEYS", "Comparison", "compare_runs", "run_nightly"]
 
 
 def nightly_run_id(date: dt.date) -> str:
     return f"nightly-{date:%Y%m%d}"
 
 
+def nightly_history(store: ResultStore, sweep: str, run_id: str) -> list[str]:
+    """Every nightly run of ``sweep`` up to and including ``run_id``, oldest first."""
+    return sorted(r for r in store.runs(sweep) if NIGHTLY_RE.match(r) and r <= run_id)
+
+
 def previous_nightly(store: ResultStore, sweep: str, run_id: str) -> str | None:
     """The most recent nightly run of ``sweep`` before ``run_id`` that has results."""
-    earlier = [r for r in store.runs(sweep) if NIGHTLY_RE.match(r) and r < run_id]
+    earlier = [r for r in nightly_history(store, sweep, run_id) if r < run_id]
     return max(earlier) if earlier else None
-
-
-def diff_interval(k1: int, n1: int, k0: int, n0: int, z: float) -> tuple[float, float]:
-    """Newcombe's hybrid score interval for p1 - p0 (p1 = k1/n1 now, p0 = k0/n0 before)."""
-    p1, p0 = k1 / n1, k0 / n0
-    l1, u1 = wilson(k1, n1, z)
-    l0, u0 = wilson(k0, n0, z)
-    d = p1 - p0
-    return d - math.hypot(p1 - l1, u0 - p0), d + math.hypot(u1 - p1, p0 - l0)
-
-
-def judge(
-    k_now: int, n_now: int, k_prev: int, n_prev: int, z: float, threshold: float
-) -> tuple[float, float, float, bool]:
-    """(difference, interval lo, hi, regressed): a drop beyond the threshold AND the interval."""
-    lo, hi = diff_interval(k_now, n_now, k_prev, n_prev, z)
-    diff = k_now / n_now - k_prev / n_prev
-    return diff, lo, hi, (-diff > threshold and hi < 0.0)
-
-
-@dataclass
-class GroupChange:
-    key: dict[str, Any]
-    n_prev: int
-    n_now: int
-    acc_prev: float
-    acc_now: float
-    diff: float
-    lo: float
-    hi: float
-    regression: bool
-
-    def label(self) -> str:
-        k = self.key
-        train = k["train_method"] + (
-            f"({k['train_norm']}, eps={k['train_eps']:g})" if k["train_eps"] is not None else ""
-        )
-        return (
-            f"{k['dataset']} d={k['d']} n_train={k['n_train']} {k['model']} {train} "
-            f"{k['attack']}/{k['norm']} eps={k['eps']:g} member={k['member']}"
-        )
 
 
 @dataclass
@@ -93,27 +51,31 @@ class Comparison:
     previous: str | None
     threshold: float
     alpha: float
-    z: float
-    groups: list[GroupChange] = field(default_factory=list)
+    groups: list[GroupTest] = field(default_factory=list)
     only_previous: list[dict[str, Any]] = field(default_factory=list)
     only_now: list[dict[str, Any]] = field(default_factory=list)
+    drifts: list[Drift] = field(default_factory=list)
+    nights: list[str] = field(default_factory=list)
 
     @property
-    def regressions(self) -> list[GroupChange]:
+    def regressions(self) -> list[GroupTest]:
         return [g for g in self.groups if g.regression]
 
+    @property
+    def drift_regressions(self) -> list[Drift]:
+        return [d for d in self.drifts if d.regression]
 
-def group_counts(store: ResultStore, sweep: str, run_id: str) -> pl.DataFrame:
-    """Pooled binomial counts per group of a run's ok rows."""
-    cols = [*GROUP_KEYS, *HIDDEN_KEYS, "status", "n_robust", "n_eval"]
-    frame = pl.from_arrow(store.read_table(METRICS, sweep, run_id, columns=cols))
+
+_METRIC_COLS = [*GROUP_KEYS, *HIDDEN_KEYS, "run_id", "status", "n_robust", "n_eval"]
+_METRIC_COLS += ["cell_hash", "seed", "train_hash"]
+
+
+def _frame(
+    store: ResultStore, table: str, sweep: str, run_id: str, cols: list[str]
+) -> pl.DataFrame:
+    frame = pl.from_arrow(store.read_table(table, sweep, run_id, columns=cols))
     assert isinstance(frame, pl.DataFrame)
-    return (
-        frame.filter((pl.col("status") == Status.OK) & pl.col("n_robust").is_not_null())
-        .group_by([*GROUP_KEYS, *HIDDEN_KEYS])
-        .agg(pl.col("n_robust").sum().alias("k"), pl.col("n_eval").sum().alias("n"))
-        .sort([*GROUP_KEYS, *HIDDEN_KEYS], nulls_last=True)
-    )
+    return frame
 
 
 def compare_runs(
@@ -124,25 +86,22 @@ def compare_runs(
     threshold: float = 0.05,
     alpha: float = 0.05,
 ) -> Comparison:
-    if previous is None:
-        return Comparison(run_id, None, threshold, alpha, float("nan"))
-    now, prev = group_counts(store, sweep, run_id), group_counts(store, sweep, previous)
-    keys = [*GROUP_KEYS, *HIDDEN_KEYS]
-    both = now.join(prev, on=keys, how="inner", suffix="_prev", nulls_equal=True)
-    z = NormalDist().inv_cdf(1 - alpha / (2 * max(1, both.height)))
-    out = Comparison(run_id, previous, threshold, alpha, z)
-    for r in both.iter_rows(named=True):
-        diff, lo, hi, bad = judge(r["k"], r["n"], r["k_prev"], r["n_prev"], z, threshold)
-        out.groups.append(GroupChange(
-            {k: r[k] for k in GROUP_KEYS}, r["n_prev"], r["n"], r["k_prev"] / r["n_prev"],
-            r["k"] / r["n"], diff, lo, hi, bad,
-        ))  # fmt: skip
-    out.only_now = (
-        now.join(prev, on=keys, how="anti", nulls_equal=True).select(GROUP_KEYS).to_dicts()
-    )
-    out.only_previous = (
-        prev.join(now, on=keys, how="anti", nulls_equal=True).select(GROUP_KEYS).to_dicts()
-    )
+    """This night against ``previous`` (paired where possible) and against the history."""
+    out = Comparison(run_id, previous, threshold, alpha)
+    nights = nightly_history(store, sweep, run_id)
+    out.nights = nights
+    if previous is not None:
+        now, prev = (_frame(store, METRICS, sweep, r, _METRIC_COLS) for r in (run_id, previous))
+        ex_now, ex_prev = (
+            _frame(store, EXAMPLES, sweep, r, regression.EXAMPLE_COLUMNS)
+            for r in (run_id, previous)
+        )
+        out.groups, out.only_now, out.only_previous = regression.compare_nights(
+            now, prev, ex_now, ex_prev, threshold=threshold, alpha=alpha
+        )
+    if len(nights) >= 3:
+        frames = [_frame(store, METRICS, sweep, r, _METRIC_COLS) for r in nights]
+        out.drifts = regression.history(pl.concat(frames), threshold=threshold, alpha=alpha)
     return out
 
 
@@ -157,6 +116,17 @@ def model_reuse(store: ResultStore, sweep: str, run_id: str) -> dict[str, list[s
     return {"reused": sorted(reused), "trained": sorted(trained - reused)}
 
 
+_RUN_FIELDS = (
+    "code_version", "git_revision", "host", "devices", "nodes", "started_at", "finished_at",
+    "cells", "cells_done", "cells_failed", "cells_diverged", "cells_run_now",
+    "unreadable_files", "reuse_models",
+)  # fmt: skip
+
+
+def _rows(items: list[GroupTest] | list[Drift]) -> list[dict[str, Any]]:
+    return [{**asdict(g), "label": g.label()} for g in items]
+
+
 def build_report(
     cmp: Comparison, manifest: dict[str, Any], models: dict[str, list[str]]
 ) -> dict[str, Any]:
@@ -164,101 +134,21 @@ def build_report(
         "sweep": manifest.get("sweep"),
         "run_id": cmp.run_id,
         "previous_run_id": cmp.previous,
-        "regression": bool(cmp.regressions),
+        "regression": bool(cmp.regressions or cmp.drift_regressions),
         "threshold": cmp.threshold,
         "alpha": cmp.alpha,
-        "z": None if math.isnan(cmp.z) else cmp.z,
         "groups_compared": len(cmp.groups),
-        "regressions": [{**asdict(g), "label": g.label()} for g in cmp.regressions],
-        "changes": [{**asdict(g), "label": g.label()} for g in cmp.groups],
+        "groups_paired": sum(g.paired for g in cmp.groups),
+        "regressions": _rows(cmp.regressions),
+        "changes": _rows(cmp.groups),
+        "nights": cmp.nights,
+        "drift_regressions": _rows(cmp.drift_regressions),
+        "drifts": _rows(cmp.drifts),
         "only_now": cmp.only_now,
         "only_previous": cmp.only_previous,
         "models": models,
-        "run": {
-            k: manifest.get(k)
-            for k in (
-                "code_version",
-                "git_revision",
-                "host",
-                "devices",
-                "nodes",
-                "started_at",
-                "finished_at",
-                "cells",
-                "cells_done",
-                "cells_failed",
-                "cells_diverged",
-                "cells_run_now",
-                "unreadable_files",
-                "reuse_models",
-            )
-        },  # fmt: skip
+        "run": {k: manifest.get(k) for k in _RUN_FIELDS},
     }
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
-def _table(changes: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| group | previous | now | difference | interval | n (prev / now) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for g in changes:
-        lines.append(
-            f"| {g['label']} | {_pct(g['acc_prev'])} | {_pct(g['acc_now'])} | "
-            f"{100 * g['diff']:+.1f} pp | [{100 * g['lo']:+.1f}, {100 * g['hi']:+.1f}] pp | "
-            f"{g['n_prev']} / {g['n_now']} |"
-        )
-    return lines
-
-
-def render_markdown(rep: dict[str, Any], top: int = 10) -> str:
-    run, models = rep["run"], rep["models"]
-    verdict = (
-        f"**REGRESSION in {len(rep['regressions'])} of {rep['groups_compared']} groups**"
-        if rep["regression"]
-        else f"no regression ({rep['groups_compared']} groups compared)"
-    )
-    lines = [
-        f"# Nightly robustness report: {rep['sweep']} {rep['run_id']}",
-        "",
-        f"- verdict: {verdict}",
-        f"- compared with: {rep['previous_run_id'] or 'nothing (first nightly of this sweep)'}",
-        f"- rule: a group regressed when robust accuracy dropped by more than "
-        f"{100 * rep['threshold']:g} pp and the whole interval for the difference is below 0 "
-        f"(Newcombe score interval, family-wise level {100 * (1 - rep['alpha']):g}% over "
-        f"{rep['groups_compared']} groups, z = {rep['z'] or float('nan'):.2f})",
-        f"- code: {run['code_version']} (git {run['git_revision']}); host {run['host']}; "
-        f"devices {', '.join(run['devices'] or []) or '?'}",
-        f"- run: {run['started_at']} to {run['finished_at']}; cells {run['cells']}: "
-        f"{run['cells_done']} ok, {run['cells_failed']} failed, {run['cells_diverged']} "
-        f"diverged, {run['cells_run_now']} run in this invocation",
-        f"- trained ensembles: {len(models['reused'])} reused from earlier runs (train_hash "
-        f"unchanged), {len(models['trained'])} trained in this run"
-        + ("" if run["reuse_models"] in (True, None) else " (--retrain)"),
-    ]
-    if run.get("unreadable_files"):
-        lines.append(f"- unreadable files (re-run next time): {run['unreadable_files']}")
-    if rep["regressions"]:
-        lines += ["", "## Regressions", "", *_table(rep["regressions"])]
-    biggest = sorted(rep["changes"], key=lambda g: abs(g["diff"]), reverse=True)[:top]
-    if biggest and all(g["diff"] == 0 for g in biggest):
-        lines += ["", "Every group's robust accuracy equals the previous night's exactly."]
-    elif biggest:
-        lines += ["", f"## Largest changes (top {len(biggest)} by size)", "", *_table(biggest)]
-    for key, title in (("only_previous", "Groups missing now"), ("only_now", "New groups")):
-        if rep[key]:
-            lines += ["", f"## {title}", ""]
-            lines += [f"- {json.dumps(g, sort_keys=True)}" for g in rep[key]]
-    lines += ["", "## Trained ensembles (train_hash)", ""]
-    for what in ("reused", "trained"):
-        hashes = models[what]
-        more = f" and {len(hashes) - top * 3} more" if len(hashes) > top * 3 else ""
-        if hashes:
-            lines.append(f"- {what}: {', '.join(hashes[: top * 3])}{more}")
-    return "\n".join(lines) + "\n"
 
 
 @dataclass
@@ -298,7 +188,7 @@ def write_reports(
     )
     manifest = store.read_manifest(run_id) or {}
     rep = build_report(cmp, {"sweep": sweep, **manifest}, model_reuse(store, sweep, run_id))
-    paths = [store.write_report(run_id, "md", render_markdown(rep))]
+    paths = [store.write_report(run_id, "md", render_markdown(rep))]  # sweeps/nightly_report.py
     if html:
         try:
             page = render_html(store, sweep, run_id)

@@ -17,7 +17,7 @@ from analysis.curves import accuracy_vs, pooled, upper_envelope
 from analysis.figures import save_figure
 from analysis.hull import gaussian_hull_curve, hull_fraction, in_hull
 from analysis.load import with_dataset_params
-from analysis.nightly import nightly_runs, regressions, trend
+from analysis.nightly import drifts, nightly_runs, regressions, trend
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,15 +90,32 @@ def test_schmidt_bound_and_bayes_checks(frame: pl.DataFrame) -> None:
     assert claims.bound_violations(above, "ceiling").height == normal.height
 
 
-def test_nightly_regression_only_in_the_last_run(synthetic_results: Path) -> None:
+def test_nightly_notebook_and_command_agree_on_every_group(synthetic_results: Path) -> None:
+    from sweeps.nightly import compare_runs
+    from sweeps.store import ResultStore
+
     lf = load(str(synthetic_results), sweep="nightly")
     runs = nightly_runs(lf)
     assert runs == ["nightly-20260101", "nightly-20260102", "nightly-20260103"]
-    tr = regressions(trend(lf, runs))
-    bad = tr.filter(pl.col("regression"))
-    assert bad["run"].to_list() == ["nightly-20260103"]
-    assert bad["eps"].to_list() == [0.3] and bad["diff_hi"][0] < 0
-    assert tr.filter(pl.col("run") == runs[0])["diff"].null_count() == 2
+    tests = regressions(lf, runs, load_examples(str(synthetic_results), sweep="nightly"))
+    store = ResultStore(str(synthetic_results))
+    for prev, now in zip(runs[:-1], runs[1:], strict=True):
+        cmp = compare_runs(store, "nightly", now, prev)
+        mine = tests.filter(pl.col("run") == now).sort("series")
+        theirs = sorted(cmp.groups, key=lambda g: g.label())
+        assert mine["series"].to_list() == [g.label() for g in theirs]
+        assert mine["regression"].to_list() == [g.regression for g in theirs]
+        assert mine["p_value"].to_list() == pytest.approx([g.p_value for g in theirs])
+    bad = tests.filter(pl.col("regression"))
+    assert bad["run"].to_list() == ["nightly-20260103"] and "eps=0.3" in bad["series"][0]
+    assert bad["hi"][0] < 0
+    hist = drifts(lf, runs)
+    cmp = compare_runs(store, "nightly", runs[-1], runs[-2])
+    assert hist.sort("series")["regression"].to_list() == [
+        d.regression for d in sorted(cmp.drifts, key=lambda d: d.label())
+    ]
+    assert hist.filter(pl.col("regression"))["began"].to_list() == ["nightly-20260103"]
+    assert trend(lf, runs).height == 2 * len(runs)
 
 
 def test_sphere_distances_from_examples(frame: pl.DataFrame, synthetic_results: Path) -> None:

@@ -51,3 +51,38 @@ def write_night(store: ResultStore, src: str, dst: str, mutate: Mutate) -> None:
         cells[row["cell_hash"]].append(mutate({**row, "run_id": dst}))
     for h, rows in cells.items():
         store.write_table(store.cell_file(METRICS, "nightly", dst, h), metrics_table(rows))
+
+
+GROUP = {
+    "dataset": "gaussian", "d": 8, "n_train": 8, "model": "linear", "train_method": "standard",
+    "train_norm": None, "train_eps": None, "attack": "fgsm", "norm": "linf", "eps": 0.1,
+    "member": -1, "dataset_config": "{}", "model_config": "{}", "training_config": "{}",
+}  # fmt: skip
+
+
+def group_frame(run_id: str, k: int, n: int, **key: Any) -> Any:
+    """Metrics rows (one seed) of one group for the pure functions of sweeps.regression."""
+    import polars as pl
+
+    row = {**GROUP, **key, "run_id": run_id, "status": "ok", "n_robust": k, "n_eval": n}
+    row |= {"cell_hash": f"c{key.get('d', 8)}", "seed": 0, "train_hash": "t0"}
+    return pl.DataFrame([row], schema_overrides={"train_norm": pl.String, "train_eps": pl.Float64})
+
+
+def one_group_frames(k_now: int, n_now: int, k_prev: int, n_prev: int) -> tuple[Any, Any]:
+    return group_frame("nightly-2", k_now, n_now), group_frame("nightly-1", k_prev, n_prev)
+
+
+def example_frame(run_id: str, robust: list[bool], **key: Any) -> Any:
+    """Per-example rows for ``group_frame``'s cell: example i robust iff robust[i]."""
+    import polars as pl
+
+    n = len(robust)
+    return pl.DataFrame(
+        {
+            "run_id": [run_id] * n, "cell_hash": [f"c{key.get('d', 8)}"] * n, "member": [-1] * n,
+            "attack": ["fgsm"] * n, "norm": ["linf"] * n, "example": list(range(n)),
+            "label": [i % 2 for i in range(n)], "clean_correct": [True] * n,
+            "broken_eps": [float("inf") if r else 0.1 for r in robust],
+        }
+    )  # fmt: skip

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from nightly_helpers import invoke, with_count, write_night
 
-from sweeps.nightly import diff_interval, judge
+from sweeps.regression import holm, mcnemar_interval, newcombe, score_test
 from sweeps.store import ResultStore
 
 DROPPED = {"n_train": 16, "member": -1, "attack": "fgsm", "eps": 0.1}
@@ -70,8 +70,37 @@ def test_noise_alone_is_not_a_regression(night: Path) -> None:
 
 def test_newcombe_interval_matches_the_published_example() -> None:
     # Newcombe (1998), Stat. Med. 17:873, Table II example (56/70 vs 48/80), method 10
-    lo, hi = diff_interval(56, 70, 48, 80, 1.959963984540054)
+    lo, hi = newcombe(56, 70, 48, 80, 0.05)
     assert (round(lo, 4), round(hi, 4)) == (0.0524, 0.3339)
+
+
+def test_score_test_matches_the_chi_square_test() -> None:
+    # the pooled score test is Pearson's chi-square on the 2x2 table without correction
+    from scipy.stats import chi2_contingency
+
+    table = [[56, 14], [48, 32]]
+    want = chi2_contingency(table, correction=False).pvalue
+    assert score_test(56, 70, 48, 80) == pytest.approx(want, rel=1e-9)
+
+
+def test_holm_step_down_by_hand() -> None:
+    # m = 4, alpha 0.05: levels 0.0125, 0.0167, 0.025, 0.05 in p order; stops at the first miss
+    rejected, levels = holm([0.01, 0.04, 0.015, 0.2], 0.05)
+    assert rejected == [True, False, True, False]
+    assert levels == pytest.approx([0.0125, 0.025, 0.05 / 3, 0.05])
+    # Bonferroni (0.0125 each) would keep 0.015; Holm rejects it
+    assert holm([0.011, 0.015], 0.05)[0] == [True, True]
+
+
+def test_mcnemar_interval_agrees_with_the_exact_test() -> None:
+    from scipy.stats import binomtest
+
+    # 30 discordant pairs, 25 lost and 5 gained out of 200: exact p = 0.00032 < 0.01
+    lo, hi = mcnemar_interval(25, 5, 200, 0.01)
+    assert hi < 0 < binomtest(5, 30, 0.5).pvalue * 100 and lo < -0.1 < hi
+    lo, hi = mcnemar_interval(10, 5, 200, 0.05)  # p = 0.30: the interval holds 0
+    assert lo < 0 < hi and binomtest(5, 15, 0.5).pvalue > 0.05
+    assert mcnemar_interval(0, 0, 200, 0.05) == (0.0, 0.0)
 
 
 @pytest.mark.parametrize(
@@ -88,4 +117,10 @@ def test_newcombe_interval_matches_the_published_example() -> None:
 def test_regression_rule(
     k_now: int, n_now: int, k_prev: int, n_prev: int, threshold: float, regressed: bool
 ) -> None:
-    assert judge(k_now, n_now, k_prev, n_prev, 2.5, threshold)[3] is regressed
+    from nightly_helpers import one_group_frames
+
+    from sweeps.regression import compare_nights
+
+    now, prev = one_group_frames(k_now, n_now, k_prev, n_prev)
+    [t], _, _ = compare_nights(now, prev, threshold=threshold)
+    assert t.regression is regressed and not t.paired
