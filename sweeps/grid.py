@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError, create_model
 
-from adv_core.config import Frozen
+from adv_core.config import Frozen, execution_fields
 
 _SCALARS = (int, float, str, bool)
 
@@ -41,10 +41,12 @@ def is_scalar(ann: Any) -> bool:
 
 
 def grid_model(cls: type[BaseModel], tag: str) -> type[BaseModel]:
-    """A copy of config ``cls`` whose scalar fields take one value or a non-empty list."""
+    """A copy of config ``cls`` whose scalar fields take one value or a non-empty list
+    (execution settings such as ``data_root`` take one value: they are not grid axes)."""
     fields: dict[str, Any] = {}
+    single = execution_fields(cls)
     for name, info in cls.model_fields.items():
-        if name == tag or not is_scalar(info.annotation):
+        if name == tag or name in single or not is_scalar(info.annotation):
             fields[name] = (info.annotation, info)
             continue
         elem = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation

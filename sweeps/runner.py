@@ -35,7 +35,8 @@ from sweeps.store import ResultStore
 
 def default_run_id(spec: SweepSpec) -> str:
     """Same spec (less execution settings) -> same run id, so re-running resumes."""
-    return "r" + content_hash(spec.model_dump(mode="json", exclude={"resources"}), 10)
+    fields = {k: getattr(spec, k) for k in type(spec).model_fields if k != "resources"}
+    return "r" + content_hash(fields, 10)  # configs hash without their execution settings
 
 
 @dataclass

@@ -28,6 +28,7 @@ from pydantic import (
 from adv_core.config import AttackConfig, DatasetConfig, Frozen, ModelConfig, TrainingConfig
 from sweeps.checks import grid_size_errors, semantic_errors
 from sweeps.grid import GRID_FIELDS, Expansion, as_list, combos, expand_fields, grid_union
+from sweeps.sources import identify_sources
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"  # a folder name: no separators, no '..'
@@ -165,7 +166,10 @@ def parse_spec(data: Any, max_cells: int | None = None) -> SweepSpec:
         errors = semantic_errors(spec)
     if errors:
         raise SpecError(errors)
-    return spec
+    attacks, errors = identify_sources(spec.attacks)  # transfer sources enter hashes by content
+    if errors:
+        raise SpecError(errors)
+    return spec.model_copy(update={"attacks": attacks})
 
 
 def _expansion_errors(grid: Expansion) -> list[tuple[str, str]]:

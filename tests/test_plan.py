@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
+import pytest
+from pydantic import TypeAdapter
+
 from adv_core.config import Cell, canonical_json, content_hash
 from sweeps.plan import plan
-from sweeps.spec import loads_spec
+from sweeps.spec import SpecError, loads_spec
 
 SPEC = """
 name: h
@@ -50,3 +56,73 @@ def test_eps_order_does_not_matter_and_cells_round_trip() -> None:
     cell = a[0]
     assert Cell.from_json(cell.to_json()) == cell
     assert len({c.cell_hash for c in a}) == len(a) == 2
+
+
+IMAGES = """
+name: img
+seeds: [0]
+datasets: [{name: mnist, data_root: DATA, download: DOWNLOAD, classes: [0, 1]}]
+n_train: [4]
+n_eval: 10
+models: [{name: linear}]
+attacks: [{name: fgsm, eps: [0.1]}]
+"""
+
+
+def _hashes(text: str) -> tuple[list[str], list[str], str]:
+    from sweeps.runner import default_run_id
+
+    spec = loads_spec(text)
+    cells = plan(spec)
+    return [c.train_hash for c in cells], [c.cell_hash for c in cells], default_run_id(spec)
+
+
+def test_moving_the_data_folder_keeps_every_hash() -> None:
+    """data_root and download are execution settings: another folder (same files) or turning
+    download on gives the same train and cell hashes and the same default run id, so nothing
+    re-runs; the class selection is data and does change them."""
+    at = IMAGES.replace("DOWNLOAD", "false")
+    here = _hashes(at.replace("DATA", "/data/mnist"))
+    moved = _hashes(at.replace("DATA", "/mnt/elsewhere/mnist").replace("false", "true"))
+    other = _hashes(at.replace("DATA", "/data/mnist").replace("[0, 1]", "[0, 2]"))
+    assert here == moved
+    assert all(a != b for a, b in zip(here, other, strict=True))
+    cell = plan(loads_spec(at.replace("DATA", "/mnt/elsewhere/mnist")))[0]
+    assert cell.dataset.data_root == "/mnt/elsewhere/mnist"  # still there for the worker
+    assert Cell.from_json(cell.to_json()) == cell
+
+
+TRANSFER = """
+name: tr
+seeds: [0]
+datasets: [{name: gaussian, d: 4}]
+n_train: [4]
+n_eval: 10
+models: [{name: linear}]
+attacks: [{name: transfer, eps: [0.1], source_path: SOURCE}]
+"""
+
+
+def test_a_transfer_source_is_identified_by_its_weights(tmp_path: Path) -> None:
+    """The same weights file in another folder gives the same hashes; different weights at the
+    same path give a new cell hash (the trained target is unchanged); an unreadable source is
+    an invalid spec naming the field."""
+    from adv_core.config import ModelConfig
+    from adv_core.models import WEIGHTS_FILE, new_ensemble, save_ensemble
+
+    def source(folder: Path, seed: int) -> str:
+        model = TypeAdapter(ModelConfig).validate_python({"name": "linear"})
+        save_ensemble(new_ensemble(model, (4,), 2, 1, seed), folder)
+        return str(folder)
+
+    first = _hashes(TRANSFER.replace("SOURCE", source(tmp_path / "a", 0)))
+    moved = tmp_path / "deep" / "b"
+    moved.mkdir(parents=True)
+    shutil.copytree(tmp_path / "a", moved, dirs_exist_ok=True)
+    assert _hashes(TRANSFER.replace("SOURCE", str(moved))) == first
+    (moved / WEIGHTS_FILE).unlink()
+    retrained = _hashes(TRANSFER.replace("SOURCE", source(moved, 1)))
+    assert retrained[0] == first[0] and retrained[1] != first[1] and retrained[2] != first[2]
+    with pytest.raises(SpecError) as exc:
+        loads_spec(TRANSFER.replace("SOURCE", str(tmp_path / "missing")))
+    assert [p for p, _ in exc.value.errors] == ["attacks[0].source_path"]

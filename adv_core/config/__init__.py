@@ -1,6 +1,12 @@
 """Configs of one cell (dataset, model, training, attack, Cell). Importable without torch."""
 
-from adv_core.config._base import Frozen, canonical_json, content_hash
+from adv_core.config._base import (
+    EXECUTION,
+    Frozen,
+    canonical_json,
+    content_hash,
+    execution_fields,
+)
 from adv_core.config.attacks import AttackConfig
 from adv_core.config.cell import ALGO_VERSION, Cell
 from adv_core.config.data import DatasetConfig
@@ -9,6 +15,7 @@ from adv_core.config.training import TrainingConfig
 
 __all__ = [
     "ALGO_VERSION",
+    "EXECUTION",
     "AttackConfig",
     "Cell",
     "DatasetConfig",
@@ -17,4 +24,5 @@ __all__ = [
     "TrainingConfig",
     "canonical_json",
     "content_hash",
+    "execution_fields",
 ]

@@ -2,6 +2,10 @@
 
 Configs are validated once at the edge (sweeps/spec.py) and travel as frozen objects; no raw
 dict goes further. This module imports pydantic only, never torch.
+
+A field annotated ``Annotated[T, EXECUTION]`` is an execution setting (where to read data from,
+whether to download it, which file holds a transfer source): it travels with the config and is
+used at run time, but never enters a content hash (``canonical_json`` of a config drops it).
 """
 
 from __future__ import annotations
@@ -9,11 +13,38 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Any
+from functools import cache
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict
 
 FLOAT_DIGITS = 12
+
+
+class ExecutionSetting:
+    """Field marker (``Annotated[str, EXECUTION]``): used at run time, never hashed."""
+
+    def __repr__(self) -> str:
+        return "EXECUTION"
+
+
+EXECUTION: Final = ExecutionSetting()
+
+
+@cache
+def execution_fields(cls: type[BaseModel]) -> frozenset[str]:
+    """The fields of config class ``cls`` marked as execution settings."""
+    return frozenset(
+        name
+        for name, info in cls.model_fields.items()
+        if any(isinstance(m, ExecutionSetting) for m in info.metadata)
+    )
+
+
+def _holds_model(value: Any) -> bool:
+    return isinstance(value, BaseModel) or (
+        isinstance(value, (list, tuple)) and any(isinstance(v, BaseModel) for v in value)
+    )
 
 
 class Frozen(BaseModel):
@@ -35,13 +66,19 @@ def _canonical(value: Any) -> Any:
         return {str(k): _canonical(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_canonical(v) for v in value]
-    if isinstance(value, BaseModel):
-        return _canonical(value.model_dump(mode="json"))
+    if isinstance(value, BaseModel):  # its JSON form, less execution settings, at every depth
+        skip = execution_fields(type(value))
+        return {
+            k: _canonical(getattr(value, k) if _holds_model(getattr(value, k, None)) else v)
+            for k, v in value.model_dump(mode="json").items()
+            if k not in skip
+        }
     raise TypeError(f"cannot canonicalise {type(value).__name__}")
 
 
 def canonical_json(value: Any) -> str:
-    """Canonical JSON: sorted keys, no spaces, floats rounded to FLOAT_DIGITS digits."""
+    """Canonical JSON: sorted keys, no spaces, floats rounded to FLOAT_DIGITS digits; configs
+    (pydantic models, at any depth) without their execution settings."""
     return json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"))
 
 

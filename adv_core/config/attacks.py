@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from adv_core.config._base import Frozen
+from adv_core.config._base import EXECUTION, Frozen
 
 NormName = Literal["linf", "l2", "l1"]
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
@@ -160,7 +160,9 @@ class TransferAttack(_AttackBase):
 
     Source: ``source_path`` (a saved ensemble folder, e.g. another cell's) or this cell's
     ensemble; ``source_member`` picks one member of it (None: the whole ensemble). Rows carry
-    ``source_member`` (-1 for a whole ensemble)."""
+    ``source_member`` (-1 for a whole ensemble). ``source_path`` is an execution setting; the
+    source enters the hashes as ``source_sha256``, the sha256 of its weights file (filled in by
+    sweeps/spec.py when the spec is read)."""
 
     name: Literal["transfer"] = "transfer"
     base: Annotated[
@@ -168,7 +170,8 @@ class TransferAttack(_AttackBase):
         Field(discriminator="name"),
     ] = PgdAttack()
     source_member: NonNegativeInt | None = None
-    source_path: str | None = None
+    source_path: Annotated[str | None, EXECUTION] = None
+    source_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
 
     @model_validator(mode="after")
     def _same_norm(self) -> TransferAttack:

@@ -2,7 +2,7 @@
 
 Two content hashes identify a cell (DESIGN.md): ``train_hash`` covers what determines the
 trained weights; ``cell_hash`` adds the evaluation plan and ALGO_VERSION. Execution settings
-(devices, batch sizes for evaluation, paths) never enter a hash.
+(devices, batch sizes for evaluation, paths: fields marked ``EXECUTION``) never enter a hash.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from adv_core.config.models import ModelConfig
 from adv_core.config.training import TrainingConfig
 
 # Bump when a change to training or evaluation code changes numbers for an unchanged cell.
-ALGO_VERSION = "2"
+ALGO_VERSION = "3"  # 3: execution settings (data_root, download, source_path) left the hashes
 
 
 class Cell(Frozen):

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
-from adv_core.config._base import Frozen
+from adv_core.config._base import EXECUTION, Frozen
 
 
 class _BinaryVectors(Frozen):
@@ -162,10 +162,11 @@ class Mnist5kData(_ImageData):
 
 
 class _LocalImageData(_ImageData):
-    """Read from ``data_root`` in torchvision's layout; downloaded only if ``download`` is true."""
+    """Read from ``data_root`` in torchvision's layout; downloaded only if ``download`` is true.
+    Both are execution settings: the same files anywhere give the same hashes."""
 
-    data_root: str = "data"
-    download: bool = False
+    data_root: Annotated[str, EXECUTION] = "data"
+    download: Annotated[bool, EXECUTION] = False
 
 
 class MnistData(_LocalImageData):
