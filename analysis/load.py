@@ -3,36 +3,23 @@ stay strings (a run called 20240101 must never become an integer)."""
 
 from __future__ import annotations
 
-import posixpath
 import warnings
+from collections import defaultdict
 from typing import Any
 
 import polars as pl
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from sweeps.schema import (
-    EXAMPLES_SCHEMA,
-    METRICS_SCHEMA,
-    PARTITION_KEYS,
-    is_compacted,
-    live_files,
-)
+from sweeps import layout
+from sweeps.index import scan_partition
+from sweeps.layout import PARTITION_KEYS
+from sweeps.schema import EXAMPLES_SCHEMA, METRICS_SCHEMA
 
 
 def _polars_schema(arrow_schema: Any) -> dict[str, Any]:
     empty = pl.from_arrow(arrow_schema.empty_table())
     assert isinstance(empty, pl.DataFrame)  # a table, never a single column
     return dict(empty.schema)
-
-
-def _resolve(root: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in root:
-        fs, path = pafs.FileSystem.from_uri(root)
-        return fs, path.rstrip("/")
-    import os
-
-    return pafs.LocalFileSystem(), os.path.abspath(root)
 
 
 def table_files(
@@ -43,31 +30,37 @@ def table_files(
     *,
     check: bool = True,
 ) -> list[str]:
-    """Readable Parquet files of ``table``, filtered by sweep/run; unreadable ones are skipped
-    with a warning that names the path."""
-    fs, base = _resolve(results_dir)
-    parts = (
+    """Live Parquet files of ``table``, filtered by sweep/run, resolved per partition by
+    ``sweeps.index`` (parts from the index, see ``layout.live_files``); unreadable files are
+    skipped with a warning that names the path. ``check`` also opens the loose per-cell files'
+    footers (few: the driver compacts as it runs)."""
+    fs, base = layout.resolve(results_dir)
+    top = "/".join(
         [base, table]
         + ([f"sweep={sweep}"] if sweep else [])
         + ([f"run={run}"] if sweep and run else [])
     )
-    sel = pafs.FileSelector(posixpath.join(*parts), allow_not_found=True, recursive=True)
-    by_partition: dict[str, dict[str, Any]] = {}  # compacted files: see schema.live_files
-    for info in fs.get_file_info(sel):
-        name = posixpath.basename(info.path)
-        if info.type != pafs.FileType.File or not name.endswith(".parquet") or name.startswith("."):
+    by_partition: dict[str, list[Any]] = defaultdict(list)
+    for info in layout.list_infos(fs, top, recursive=True):
+        where = layout.partition_of(info.path)
+        if where is None or (run and where[1] != run):
             continue
-        if run and f"/run={run}/" not in info.path:
-            continue
-        meta = None
-        if check or is_compacted(info.path):
-            try:
-                meta = pq.read_metadata(info.path, filesystem=fs).metadata
-            except Exception as exc:  # a truncated or corrupt file must not hide the rest
-                warnings.warn(f"skipping unreadable results file {info.path}: {exc}", stacklevel=2)
-                continue
-        by_partition.setdefault(posixpath.dirname(info.path), {})[info.path] = meta
-    return sorted(f for group in by_partition.values() for f in live_files(group))
+        by_partition[info.path.rsplit("/", 1)[0]].append(info)
+    out: list[str] = []
+    for directory, infos in sorted(by_partition.items()):
+        part = scan_partition(fs, directory, infos)
+        for b in part.bad:
+            warnings.warn(f"skipping unreadable results file {b}", stacklevel=2)
+        out += part.parts
+        for f in part.loose:
+            if check:
+                try:
+                    pq.read_metadata(f, filesystem=fs)
+                except Exception as exc:  # a truncated or corrupt file must not hide the rest
+                    warnings.warn(f"skipping unreadable results file {f}: {exc}", stacklevel=2)
+                    continue
+            out.append(f)
+    return sorted(out)
 
 
 def _scan(

@@ -1,29 +1,36 @@
-"""``sweeps compact``: merge a run's per-cell Parquet files into one ``part-*.parquet`` per table
-without losing or duplicating a row.
+"""Compaction: merge a run's per-cell Parquet files into ``part-*.parquet`` files without losing
+or duplicating a row. The driver of ``sweeps run`` does it by itself, in the background while
+the sweep runs (``BackgroundCompactor``: one part per table every ``batch_cells`` finished cells
+or ``interval_s`` seconds) and once more at the end; ``sweeps compact`` does the same by hand
+(and also merges a run's parts into one).
 
 Design (why a crash at any point is harmless):
 
 1. Only finished cells (status ok or diverged, which resume never re-runs) are merged; failed
    cells keep their per-cell file, so a later run can replace it.
 2. The merged file is written atomically (temporary name, then rename) and names, in its
-   Parquet metadata, the cells it holds and the older compacted files it replaces. It is read
-   back and checked (row count, cell set) before anything is deleted.
-3. Then the per-cell files and the replaced compacted files are deleted.
+   Parquet metadata, the cells it holds, their non-ok statuses and the older parts it replaces.
+   Its footer is read back and checked (row count, cell set) before anything is deleted.
+   Examples are merged before metrics (the metrics rows are the done-markers).
+3. The partition's index (sweeps/index.py) is rewritten to name the new part.
+4. Then the merged per-cell files, the replaced parts and any leftovers are deleted.
 
-A crash between 2 and 3 leaves both copies. Every reader (``ResultStore``, ``analysis.load``)
-resolves a partition through ``schema.live_files``, which ignores a per-cell file whose cell a
-live compacted file holds and a compacted file that a newer one replaces, so each cell's rows are
-read exactly once and ``pending()`` still sees the cell as done; the next ``sweeps compact``
-deletes the leftovers. The run lock keeps compaction and ``sweeps run`` off the same run.
+A crash between 2 and 4 leaves both copies (and maybe an index that lags). Every reader resolves
+a partition through ``layout.live_files``, which ignores a per-cell file whose cell a live part
+holds and a part that a newer one replaces, so each cell's rows are read exactly once and
+resume still sees the cell as done; the next pass deletes the leftovers. Temporary files of
+writers killed mid-write (``.tmp-*``) are deleted by passes that run while no worker writes
+(the start and end of a run, ``sweeps compact``). The run lock keeps ``sweeps compact`` and
+``sweeps run`` off the same run; the background compactor runs inside the lock holder.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
-import json
-import posixpath
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -31,15 +38,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from adv_core.results import FINISHED
-from sweeps.schema import (
-    COMPACTED_PREFIX,
-    EXAMPLES_SCHEMA,
-    META_CELLS,
-    METRICS_SCHEMA,
-    compacted_metadata,
-    is_compacted,
-)
-from sweeps.store import EXAMPLES, METRICS, ResultStore
+from sweeps import layout
+from sweeps.index import PartInfo, Partition, worst_status, write_index
+from sweeps.layout import COMPACTED_PREFIX, EXAMPLES, METRICS, name_of
+from sweeps.schema import EXAMPLES_SCHEMA, METRICS_SCHEMA
+from sweeps.store import ResultStore
+
+PART_ROWS = 2_000_000  # parts merged at the end of a run stop growing at about this many rows
 
 
 @dataclass
@@ -63,62 +68,148 @@ class CompactionError(RuntimeError):
     """The merged file did not read back as expected; nothing was deleted."""
 
 
-def _cells_of(store: ResultStore, path: str) -> list[str]:
-    raw = (pq.read_metadata(path, filesystem=store.fs).metadata or {}).get(META_CELLS)
-    return list(json.loads(raw)) if raw else []
+def _read_all(store: ResultStore, files: list[str], schema: pa.Schema) -> dict[str, pa.Table]:
+    """Read files in parallel (object stores answer slowly, one request each); unreadable files
+    are left out (readers name them)."""
+
+    def one(f: str) -> pa.Table | None:
+        try:
+            return pq.read_table(f, filesystem=store.fs, schema=schema)
+        except (pa.ArrowInvalid, OSError):
+            return None
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        tables = list(pool.map(one, files))
+    return {f: t for f, t in zip(files, tables, strict=True) if t is not None}
 
 
-def _merge(store: ResultStore, sources: list[str], schema: pa.Schema) -> tuple[pa.Table, set[str]]:
-    """Concatenate the sources, taking each cell's rows from the first source that holds it."""
+def _merge(tables: list[pa.Table], schema: pa.Schema) -> tuple[pa.Table, list[str]]:
+    """Concatenate, taking each cell's rows from the first table that holds it."""
     taken: set[str] = set()
     parts = []
-    for f in sources:
-        t = pq.read_table(f, filesystem=store.fs, schema=schema)
+    for t in tables:
         if taken:
             t = t.filter(pc.invert(pc.is_in(t["cell_hash"], pa.array(sorted(taken)))))
-        taken |= set(t["cell_hash"].to_pylist())
+        taken |= set(t["cell_hash"].unique().to_pylist())
         parts.append(t)
-    merged = pa.concat_tables(parts) if parts else schema.empty_table()
-    return merged, taken
+    return (pa.concat_tables(parts) if parts else schema.empty_table()), sorted(taken)
 
 
-def compact_table(
-    store: ResultStore, table: str, sweep: str, run_id: str, finished: set[str]
-) -> TableCompaction:
-    schema = METRICS_SCHEMA if table == METRICS else EXAMPLES_SCHEMA
-    listed = store.list_files(store.partition(table, sweep, run_id))
-    live, bad = store.partition_files(table, sweep, run_id)
-    bad_paths = {b.rsplit(" (", 1)[0] for b in bad}
-    parts = [f for f in live if is_compacted(f)]
-    singles = [
-        f
-        for f in live
-        if not is_compacted(f) and posixpath.basename(f).removesuffix(".parquet") in finished
-    ]
-    leftovers = [f for f in listed if f not in live and f not in bad_paths]
-    if not singles and len(parts) <= 1:
-        for f in leftovers:
-            store.delete(f)
-        return TableCompaction(table, len(listed), len(listed) - len(leftovers), 0)
-    merged, cells = _merge(store, parts + singles, schema)
+def _write_part(
+    store: ResultStore,
+    directory: str,
+    tables: list[pa.Table],
+    schema: pa.Schema,
+    supersedes: list[str],
+) -> tuple[str, PartInfo]:
+    merged, cells = _merge(tables, schema)
+    statuses = worst_status(merged) if "status" in merged.column_names else {}
     meta = {
         **(schema.metadata or {}),
-        **compacted_metadata(sorted(cells), [posixpath.basename(p) for p in parts]),
+        **layout.compacted_metadata(cells, supersedes, statuses),
     }
     buf = io.BytesIO()
     pq.write_table(merged.replace_schema_metadata(meta), buf, compression="zstd")
+    data = buf.getvalue()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    name = f"{COMPACTED_PREFIX}{stamp}-{uuid.uuid4().hex[:8]}.parquet"
-    path = posixpath.join(store.partition(table, sweep, run_id), name)
-    store.write_bytes(path, buf.getvalue())
+    path = f"{directory}/{COMPACTED_PREFIX}{stamp}-{uuid.uuid4().hex[:8]}.parquet"
+    store.write_bytes(path, data)
     back = pq.read_metadata(path, filesystem=store.fs)
-    if back.num_rows != merged.num_rows or set(_cells_of(store, path)) != cells:
+    info = PartInfo.from_metadata(len(data), back.metadata, rows=back.num_rows)
+    if back.num_rows != merged.num_rows or set(info.cells) != set(cells):
         store.delete(path)
         raise CompactionError(f"{path} did not read back as written; nothing deleted")
-    for f in parts + singles + leftovers:
+    return path, info
+
+
+def _groups(part: Partition, limit: int) -> list[list[str]]:
+    """Live parts under ``limit`` rows, in name (time) order, grouped up to ``limit`` rows."""
+    out: list[list[str]] = [[]]
+    rows = 0
+    for p in sorted(part.parts):
+        n = part.parts[p].rows
+        if n is None or n >= limit:
+            continue
+        if out[-1] and rows + n > limit:
+            out.append([])
+            rows = 0
+        out[-1].append(p)
+        rows += n
+    return [g for g in out if g]
+
+
+def _jobs(part: Partition, loose: bool, merge_parts: int) -> list[tuple[list[str], bool]]:
+    """The parts to write: (parts merged into it, whether the loose cells go in too)."""
+    jobs = [(g, False) for g in (_groups(part, merge_parts) if merge_parts else [])]
+    if loose:
+        jobs = [*jobs[:-1], (jobs[-1][0], True)] if jobs else [([], True)]
+    return [(g, with_loose) for g, with_loose in jobs if with_loose or len(g) > 1]
+
+
+def _compact_table(
+    store: ResultStore,
+    table: str,
+    part: Partition,
+    loose: dict[str, pa.Table],
+    merge_parts: int,
+    clean_tmp: bool,
+) -> TableCompaction:
+    """Write the loose tables (and, with ``merge_parts``, groups of small parts) as parts."""
+    schema = METRICS_SCHEMA if table == METRICS else EXAMPLES_SCHEMA
+    before = len(part.parts) + len(part.loose) + len(part.leftovers)
+    index = dict(part.parts)
+    merged, rows, dead = None, 0, list(part.leftovers)
+    for group, with_loose in _jobs(part, bool(loose), merge_parts):
+        srcs = _read_all(store, group, schema)
+        if len(srcs) != len(group):
+            raise CompactionError(f"a part of {part.directory} became unreadable; nothing deleted")
+        tables = [srcs[p] for p in group] + (list(loose.values()) if with_loose else [])
+        supersedes = [name_of(p) for p in group]
+        merged, info = _write_part(store, part.directory, tables, schema, supersedes)
+        for p in group:
+            index.pop(p)
+        index[merged] = info
+        rows += info.rows or 0
+        dead += group + (list(loose) if with_loose else [])
+    if merged is not None:
+        write_index(store.fs, part.directory, index)
+    for f in dead:
         store.delete(f)
-    after = len(store.list_files(store.partition(table, sweep, run_id)))
-    return TableCompaction(table, len(listed), after, merged.num_rows, path)
+    if clean_tmp:
+        for t in part.temporaries:
+            store.delete(t.path)
+    after = len(store.list_files(part.directory)) if merged or dead else before
+    return TableCompaction(table, before, after, rows, merged)
+
+
+def compact_locked(
+    store: ResultStore,
+    sweep: str,
+    run_id: str,
+    *,
+    merge_parts: int = 0,
+    clean_tmp: bool = False,
+    min_cells: int = 1,
+) -> RunCompaction:
+    """One pass over a run whose lock this process holds: merge its finished loose cells into
+    one new part per table; with ``merge_parts`` (a row limit), also merge small parts."""
+    out = RunCompaction(sweep, run_id)
+    metrics = store.scan(METRICS, sweep, run_id)
+    if len(metrics.loose) < min_cells and not merge_parts and not clean_tmp:
+        return out
+    tables = _read_all(store, metrics.loose, METRICS_SCHEMA)
+    status = {f: worst_status(t) for f, t in tables.items()}
+    done = {f: t for f, t in tables.items() if set(status[f].values()) <= set(FINISHED)}
+    cells = {layout.cell_of(f) for f in done}
+    examples = store.scan(EXAMPLES, sweep, run_id)
+    ex_files = [f for f in examples.loose if layout.cell_of(f) in cells]
+    ex_tables = _read_all(store, ex_files, EXAMPLES_SCHEMA)
+    if len(ex_tables) != len(ex_files):  # an unreadable examples file: leave those cells loose
+        lost = {layout.cell_of(f) for f in ex_files if f not in ex_tables}
+        done = {f: t for f, t in done.items() if layout.cell_of(f) not in lost}
+    out.tables.append(_compact_table(store, EXAMPLES, examples, ex_tables, merge_parts, clean_tmp))
+    out.tables.append(_compact_table(store, METRICS, metrics, done, merge_parts, clean_tmp))
+    return out
 
 
 def compact_run(store: ResultStore, sweep: str, run_id: str) -> RunCompaction:
@@ -127,12 +218,7 @@ def compact_run(store: ResultStore, sweep: str, run_id: str) -> RunCompaction:
     if not lock.try_acquire():
         return RunCompaction(sweep, run_id, skipped=f"locked by {lock.holder()}")
     try:
-        done, _ = store.cell_status(sweep, run_id)
-        finished = {h for h, s in done.items() if s in FINISHED}
-        out = RunCompaction(sweep, run_id)
-        for table in (EXAMPLES, METRICS):  # metrics last: they are the done-markers
-            out.tables.append(compact_table(store, table, sweep, run_id, finished))
-        return out
+        return compact_locked(store, sweep, run_id, merge_parts=PART_ROWS, clean_tmp=True)
     finally:
         lock.release()
 
@@ -146,3 +232,61 @@ def compact(
         for r in [run_id] if run_id else store.runs(s):
             out.append(compact_run(store, s, r))
     return out
+
+
+class BackgroundCompactor:
+    """Merges a running sweep's finished cells into parts from a daemon thread of the driver
+    (which holds the run lock): a pass when ``batch_cells`` cells finished since the last one
+    (``notify``) or every ``interval_s`` seconds; ``close`` runs the final pass."""
+
+    def __init__(
+        self,
+        store: ResultStore,
+        sweep: str,
+        run_id: str,
+        *,
+        batch_cells: int = 1000,
+        interval_s: float = 30.0,
+    ) -> None:
+        self.store, self.sweep, self.run_id = store, sweep, run_id
+        self.batch_cells, self.interval_s = batch_cells, interval_s
+        self.finished = 0
+        self.passes = 0
+        self.error: BaseException | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="sweeps-compactor", daemon=True)
+
+    def start(self) -> BackgroundCompactor:
+        self._thread.start()
+        return self
+
+    def notify(self, finished_cells: int) -> None:
+        """Called by the driver with the number of cells finished so far."""
+        if finished_cells - self.finished >= self.batch_cells:
+            self.finished = finished_cells
+            self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                compact_locked(self.store, self.sweep, self.run_id, min_cells=2)
+                self.passes += 1
+            except Exception as exc:  # noqa: BLE001 - never stop the sweep; the end pass retries
+                self.error = exc
+
+    def close(self, final: bool = True) -> RunCompaction | None:
+        """Stop the thread; with ``final``, merge what is left (and small parts)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        if not final:
+            return None
+        return compact_locked(
+            self.store, self.sweep, self.run_id, merge_parts=PART_ROWS, clean_tmp=True
+        )

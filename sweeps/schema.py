@@ -22,9 +22,6 @@ from adv_core.results import ROW_RECORDS, Status
 SCHEMA_VERSION = 1
 STATUSES = tuple(Status)  # re-exported for readers (analysis/ imports this module only)
 
-# Hive partition keys of both tables: ROOT/<table>/sweep=<name>/run=<run_id>/<file>.parquet.
-PARTITION_KEYS = ("sweep", "run")
-
 # The on-disk column order of the metrics table (never reorder: written files keep it). Each
 # column's type and nullability come from its field in adv_core.results (Provenance, CellColumns,
 # MetricsRow); ``_metrics_fields`` checks that the two name the same columns.
@@ -149,58 +146,3 @@ def examples_table(columns: Mapping[str, Sequence[Any]]) -> pa.Table:
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise SchemaError(str(exc)) from exc
-
-
-def polars_hive_schema() -> dict[str, Any]:
-    """Partition columns are strings: run ids like 20240101 must never become integers."""
-    import polars as pl
-
-    return {k: pl.String for k in PARTITION_KEYS}
-
-
-# -- compacted files (additive; see sweeps/compact.py) --------------------------------------------
-# A per-cell file is named ``<cell_hash>.parquet``; a compacted file ``part-<stamp>-<id>.parquet``
-# carries in its Parquet key-value metadata the JSON lists of the cells it holds and of the
-# compacted files it replaces. ``live_files`` turns a partition's listing into the files to
-# read so that no row is read twice, whatever step of a compaction was interrupted.
-COMPACTED_PREFIX = "part-"
-META_CELLS = b"sweeps.cells"
-META_SUPERSEDES = b"sweeps.supersedes"
-
-
-def is_compacted(path: str) -> bool:
-    return path.rsplit("/", 1)[-1].startswith(COMPACTED_PREFIX)
-
-
-def compacted_metadata(cells: Sequence[str], supersedes: Sequence[str]) -> dict[bytes, bytes]:
-    import json
-
-    return {
-        META_CELLS: json.dumps(sorted(cells)).encode(),
-        META_SUPERSEDES: json.dumps(sorted(supersedes)).encode(),
-    }
-
-
-def live_files(files: Mapping[str, Mapping[bytes, bytes] | None]) -> list[str]:
-    """The files of one partition to read, given each readable file's key-value metadata.
-
-    A compacted file listed in another one's ``supersedes`` is skipped (the newer holds its
-    rows), and so is a per-cell file whose cell a live compacted file holds (compaction only
-    merges finished cells, so that per-cell file is a leftover copy of the same rows).
-    """
-    import json
-
-    def meta(path: str, key: bytes) -> list[str]:
-        raw = (files[path] or {}).get(key)
-        return list(json.loads(raw)) if raw else []
-
-    parts = [p for p in files if is_compacted(p)]
-    dead = {s for p in parts for s in meta(p, META_SUPERSEDES)}
-    live_parts = [p for p in parts if p.rsplit("/", 1)[-1] not in dead]
-    covered = {c for p in live_parts for c in meta(p, META_CELLS)}
-    singles = [
-        p
-        for p in files
-        if not is_compacted(p) and p.rsplit("/", 1)[-1].removesuffix(".parquet") not in covered
-    ]
-    return sorted(live_parts + singles)

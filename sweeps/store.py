@@ -1,21 +1,12 @@
 """The results store: atomic Parquet files in the hive layout of DESIGN.md, on any pyarrow
-filesystem (a local folder, s3://bucket/prefix, a shared mount).
+filesystem (a local folder, s3://bucket/prefix, a shared mount). The paths and the readers'
+rules live in sweeps/layout.py; which cells are done comes from sweeps/index.py.
 
-    ROOT/metrics/sweep=<name>/run=<run_id>/<cell_hash>.parquet   the cell's done-marker
-    ROOT/examples/sweep=<name>/run=<run_id>/<cell_hash>.parquet
-    ROOT/models/<train_hash>/{weights.safetensors,config.json}
-    ROOT/runs/<run_id>.json
-    ROOT/reports/<run_id>.{md,json,html}
-    ROOT/locks/sweep=<name>/run=<run_id>.lock                      see sweeps/lock.py
-
-Every file is written under a temporary name (``.tmp-*``, never matched by ``*.parquet``) and
-renamed into place, so a reader never sees half a file. The metrics file is written last: its
-presence means the cell is done.
-
-``sweeps compact`` (sweeps/compact.py) merges a partition's per-cell files into
-``part-*.parquet`` files that name the cells they hold; every reader here goes through
-``partition_files``/``schema.live_files``, so a cell's rows are read exactly once even when a
-compaction was interrupted between writing the merged file and deleting the per-cell files.
+Every file is written under a temporary name (``.tmp-*``, never matched by readers) and renamed
+into place, so a reader never sees half a file. The metrics file is written last: its presence
+means the cell is done. During a sweep the driver merges finished cells into ``part-*.parquet``
+files in the background (sweeps/compact.py ``BackgroundCompactor``), so a run leaves a few
+parts, not a file per cell.
 """
 
 from __future__ import annotations
@@ -23,8 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import posixpath
-import uuid
+import struct
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -35,19 +25,14 @@ import pyarrow.parquet as pq
 
 from adv_core.config import Cell
 from adv_core.results import FINISHED, Status
+from sweeps import layout
+from sweeps.index import Partition, atomic_write, cell_statuses, scan_partition
+from sweeps.layout import EXAMPLES, METRICS, MODELS, REPORTS, RUNS
 from sweeps.lock import LeaseLock, lock_path
 from sweeps.rows import RunInfo, complete_examples, complete_rows
-from sweeps.schema import (
-    EXAMPLES_SCHEMA,
-    METRICS_SCHEMA,
-    examples_table,
-    is_compacted,
-    live_files,
-    metrics_table,
-)
+from sweeps.schema import EXAMPLES_SCHEMA, METRICS_SCHEMA, examples_table, metrics_table
 
-METRICS, EXAMPLES, MODELS, RUNS, REPORTS = "metrics", "examples", "models", "runs", "reports"
-WEIGHTS_FILE, CONFIG_FILE = "weights.safetensors", "config.json"
+__all__ = ["EXAMPLES", "METRICS", "MODELS", "REPORTS", "RUNS", "Receipt", "ResultStore"]
 
 
 @dataclass(frozen=True)
@@ -62,16 +47,6 @@ class Receipt:
     model_reused: bool | None = None
 
 
-def _resolve(root: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in root:
-        fs, path = pafs.FileSystem.from_uri(root)
-        return fs, path.rstrip("/")
-    local = pafs.LocalFileSystem()
-    import os
-
-    return local, os.path.abspath(root)
-
-
 class ResultStore:
     """All reads and writes of a results root. Picklable (it re-opens its filesystem)."""
 
@@ -80,34 +55,25 @@ class ResultStore:
         if filesystem is not None:
             self.fs, self.base = filesystem, root.split("://", 1)[-1].rstrip("/")
         else:
-            self.fs, self.base = _resolve(root)
+            self.fs, self.base = layout.resolve(root)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (ResultStore, (self.root, self.fs if "://" in self.root else None))
 
     # -- paths --------------------------------------------------------------------------------
     def path(self, *parts: str) -> str:
-        return posixpath.join(self.base, *parts)
+        return "/".join([self.base, *parts])
 
     def partition(self, table: str, sweep: str, run_id: str) -> str:
-        return self.path(table, f"sweep={sweep}", f"run={run_id}")
+        return layout.partition(self.base, table, sweep, run_id)
 
     def cell_file(self, table: str, sweep: str, run_id: str, cell_hash: str) -> str:
-        return posixpath.join(self.partition(table, sweep, run_id), f"{cell_hash}.parquet")
+        return layout.cell_file(self.base, table, sweep, run_id, cell_hash)
 
     # -- atomic primitives --------------------------------------------------------------------
     def write_bytes(self, path: str, data: bytes) -> None:
-        """Write to a temporary sibling, then rename over ``path``."""
-        parent = posixpath.dirname(path)
-        self.fs.create_dir(parent, recursive=True)
-        tmp = posixpath.join(parent, f".tmp-{uuid.uuid4().hex}-{posixpath.basename(path)}")
-        try:  # a failed write (a full disk) or rename leaves no temporary file behind
-            with self.fs.open_output_stream(tmp) as f:
-                f.write(data)
-            self.fs.move(tmp, path)
-        except BaseException:
-            self._delete(tmp)
-            raise
+        """Write to a temporary sibling, then rename over ``path`` (layout.tmp_name)."""
+        atomic_write(self.fs, path, data)
 
     def write_table(self, path: str, table: pa.Table) -> None:
         buf = io.BytesIO()
@@ -130,20 +96,10 @@ class ResultStore:
             self.fs.delete_file(path)
 
     def list_files(self, directory: str, suffix: str = ".parquet") -> list[str]:
-        sel = pafs.FileSelector(directory, allow_not_found=True, recursive=False)
-        return sorted(
-            i.path
-            for i in self.fs.get_file_info(sel)
-            if i.type == pafs.FileType.File
-            and posixpath.basename(i.path).endswith(suffix)
-            and not posixpath.basename(i.path).startswith(".")
-        )
+        return layout.list_files(self.fs, directory, suffix)
 
     def list_dirs(self, directory: str) -> list[str]:
-        sel = pafs.FileSelector(directory, allow_not_found=True, recursive=False)
-        return sorted(
-            i.path for i in self.fs.get_file_info(sel) if i.type == pafs.FileType.Directory
-        )
+        return layout.list_dirs(self.fs, directory)
 
     # -- cells --------------------------------------------------------------------------------
     def write_cell(
@@ -168,22 +124,17 @@ class ResultStore:
         wall = full[0].get("wall_s") if full else None
         return Receipt(cell.cell_hash, status, len(full), path, wall, model_reused)
 
+    def scan(self, table: str, sweep: str, run_id: str) -> Partition:
+        """One partition resolved from a listing and its index (sweeps/index.py)."""
+        return scan_partition(self.fs, self.partition(table, sweep, run_id))
+
     def partition_files(self, table: str, sweep: str, run_id: str) -> tuple[list[str], list[str]]:
         """(live files to read, unreadable compacted files named with the error) of one
-        partition; ``schema.live_files`` decides which files hold each cell's rows. Only
-        compacted files' metadata is read here (one request each); an unreadable per-cell file
-        shows up when it is read (``cell_status``, ``read_table``)."""
-        meta: dict[str, dict[bytes, bytes] | None] = {}
-        bad: list[str] = []
-        for f in self.list_files(self.partition(table, sweep, run_id)):
-            if not is_compacted(f):
-                meta[f] = None
-                continue
-            try:
-                meta[f] = pq.read_metadata(f, filesystem=self.fs).metadata
-            except (pa.ArrowInvalid, OSError) as exc:  # truncated or corrupt
-                bad.append(f"{f} ({type(exc).__name__})")
-        return live_files(meta), bad
+        partition; ``layout.live_files`` decides which files hold each cell's rows. Only parts
+        missing from the index have their metadata read; an unreadable per-cell file shows up
+        when it is read (``cell_status``, ``read_table``)."""
+        part = self.scan(table, sweep, run_id)
+        return part.live, part.bad
 
     def read_table(
         self, table: str, sweep: str, run_id: str, columns: list[str] | None = None
@@ -206,22 +157,9 @@ class ResultStore:
         return pa.concat_tables(parts)
 
     def cell_status(self, sweep: str, run_id: str) -> tuple[dict[str, str], list[str]]:
-        """{cell_hash: status} of finished cells, and the paths of unreadable files."""
-        done: dict[str, str] = {}
-        files, bad = self.partition_files(METRICS, sweep, run_id)
-        for f in files:
-            try:
-                t = pq.read_table(f, columns=["cell_hash", "status"], filesystem=self.fs)
-            except (pa.ArrowInvalid, OSError) as exc:  # truncated or corrupt
-                bad.append(f"{f} ({type(exc).__name__})")
-                continue
-            worst: dict[str, str] = {}
-            for h, s in zip(
-                t.column("cell_hash").to_pylist(), t.column("status").to_pylist(), strict=True
-            ):
-                worst[h] = s if worst.get(h, Status.OK) == Status.OK else worst[h]
-            done.update(worst)
-        return done, bad
+        """{cell_hash: status} of finished cells, and the paths of unreadable files: from the
+        parts' index plus the loose per-cell files, never by opening every file."""
+        return cell_statuses(self.fs, self.scan(METRICS, sweep, run_id))
 
     def run_facts(self, sweep: str, run_id: str) -> dict[str, Any]:
         """Devices, nodes and model reuse of a run's rows, for its manifest."""
@@ -253,25 +191,29 @@ class ResultStore:
 
     # -- models -------------------------------------------------------------------------------
     def load_model(self, train_hash: str) -> tuple[bytes, str] | None:
-        weights = self.read_bytes(self.path(MODELS, train_hash, WEIGHTS_FILE))
-        config = self.read_bytes(self.path(MODELS, train_hash, CONFIG_FILE))
+        """(safetensors weights, JSON config) saved for ``train_hash``, in either layout."""
+        packed = self.read_bytes(layout.model_file(self.base, train_hash))
+        if packed is not None:
+            return unpack_model(packed)
+        weights_path, config_path = layout.legacy_model_files(self.base, train_hash)
+        weights = self.read_bytes(weights_path)
+        config = self.read_bytes(config_path)
         if weights is None or config is None:
             return None
         return weights, config.decode()
 
     def save_model(self, train_hash: str, weights: bytes, config: str) -> None:
-        """Weights first, config last: the config's presence marks a complete checkpoint."""
-        self.write_bytes(self.path(MODELS, train_hash, WEIGHTS_FILE), weights)
-        self.write_bytes(self.path(MODELS, train_hash, CONFIG_FILE), config.encode())
+        """One file, renamed into place whole: no half checkpoint is ever visible."""
+        self.write_bytes(layout.model_file(self.base, train_hash), pack_model(weights, config))
 
     # -- manifests and reports ----------------------------------------------------------------
     def write_manifest(self, run_id: str, manifest: dict[str, Any]) -> str:
-        path = self.path(RUNS, f"{run_id}.json")
+        path = layout.manifest_file(self.base, run_id)
         self.write_bytes(path, json.dumps(manifest, indent=2, sort_keys=True, default=str).encode())
         return path
 
     def read_manifest(self, run_id: str) -> dict[str, Any] | None:
-        data = self.read_bytes(self.path(RUNS, f"{run_id}.json"))
+        data = self.read_bytes(layout.manifest_file(self.base, run_id))
         return json.loads(data) if data is not None else None
 
     def manifests(self) -> list[dict[str, Any]]:
@@ -286,17 +228,39 @@ class ResultStore:
         return out
 
     def write_report(self, run_id: str, ext: str, content: str | bytes) -> str:
-        path = self.path(REPORTS, f"{run_id}.{ext}")
+        path = layout.report_file(self.base, run_id, ext)
         self.write_bytes(path, content.encode() if isinstance(content, str) else content)
         return path
 
     def runs(self, sweep: str) -> list[str]:
         return [
-            posixpath.basename(p).removeprefix("run=")
+            layout.name_of(p).removeprefix("run=")
             for p in self.list_dirs(self.path(METRICS, f"sweep={sweep}"))
         ]
 
     def sweeps(self) -> list[str]:
         return [
-            posixpath.basename(p).removeprefix("sweep=") for p in self.list_dirs(self.path(METRICS))
+            layout.name_of(p).removeprefix("sweep=") for p in self.list_dirs(self.path(METRICS))
         ]
+
+
+def pack_model(weights: bytes, config: str) -> bytes:
+    """The safetensors bytes with the JSON config added to the header's ``__metadata__``
+    (tensor offsets are relative to the data block, so the data is copied unchanged)."""
+    (n,) = struct.unpack("<Q", weights[:8])
+    header = json.loads(weights[8 : 8 + n])
+    header.setdefault("__metadata__", {})[layout.MODEL_CONFIG_KEY] = config
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)  # safetensors aligns the data block to 8 bytes
+    return struct.pack("<Q", len(raw)) + raw + weights[8 + n :]
+
+
+def unpack_model(packed: bytes) -> tuple[bytes, str]:
+    """(safetensors bytes, JSON config) of a packed checkpoint; the weights keep the config in
+    their metadata, which safetensors loaders ignore. Nothing is unpickled."""
+    (n,) = struct.unpack("<Q", packed[:8])
+    header = json.loads(packed[8 : 8 + n])
+    config = header.get("__metadata__", {}).get(layout.MODEL_CONFIG_KEY)
+    if not isinstance(config, str):
+        raise ValueError("checkpoint has no sweeps config in its safetensors metadata")
+    return packed, config
