@@ -57,6 +57,8 @@ class MetricsRow:
     error: str | None = None
     wall_s: float | None = None
     device: str | None = None
+    n_forward: int | None = None  # model passes of the attack call behind the row, per example
+    n_backward: int | None = None  # (shared by the rows of one attack entry; docs/attacks.md)
 
     @classmethod
     def measured(

@@ -175,8 +175,10 @@ def evaluate(
                 torch.manual_seed(derive_seed("attack-rng", cell.hash_part(), a_idx, member))
                 res = attack(model, x, y, a_cfg.eps, bounds=bundle.bounds, generator=gen)
             n_rob = [int(len(y) - s.sum()) for s in res.success]
-            flags = base_flags + _attack_flags(
-                cell, ens, model, attack, a_cfg, bundle, clean_ok, res
+            flags = (
+                base_flags
+                + res.flags
+                + _attack_flags(cell, ens, model, attack, a_cfg, bundle, clean_ok, res)
             )
             theo = (
                 _theory(cell, ens, member, bundle, a_cfg.norm, res.epsilons)
@@ -188,6 +190,7 @@ def evaluate(
                 row = _row(member, a_cfg.name, a_cfg.norm, eps, int(clean_ok.sum()), n_rob[k],
                            len(y), sorted(set(flags)))  # fmt: skip
                 row.update({key: vals[k] for key, vals in theo.items()}, source_member=source)
+                row.update(n_forward=res.n_forward, n_backward=res.n_backward)
                 a_rows.append(row)
             per_attack.append(a_rows)
             if attack.misclassification:

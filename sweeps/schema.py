@@ -34,6 +34,7 @@ METRICS_ORDER = (
     # Extensions beyond the DESIGN.md contract (additive only).
     "n_clean_correct", "n_robust", "bayes_robust_acc", "any_learner_robust_acc",
     "dataset_config", "model_config", "training_config", "model_reused", "attempt",
+    "n_forward", "n_backward",
 )  # fmt: skip
 
 _ARROW_TYPES: dict[Any, pa.DataType] = {

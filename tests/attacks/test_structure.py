@@ -106,3 +106,16 @@ def test_fgsm_counts_by_hand() -> None:
     a = int((model(x).argmax(1) == y).sum())
     res = attacks.build(ac.FgsmAttack(eps=(0.1,)))(model, x, y, bounds=(0.0, 1.0))
     assert (res.n_forward, res.n_backward) == (len(y) + 2 * a, a)
+
+
+def test_rows_carry_pass_counts() -> None:
+    from adv_core.run import run_cell
+    from tests.attacks.test_evaluate import _cell
+
+    rows = run_cell(_cell([{"name": "fgsm", "eps": [0.0, 0.1]}, {"name": "square", "eps": [0.1],
+                                                                  "queries": 5}])).rows  # fmt: skip
+    for r in rows:
+        assert r["n_forward"] >= 60  # at least the clean check of the 60 points
+        assert (r["n_backward"] > 0) == (r["attack"] == "fgsm")
+    fgsm = {(r["member"], r["n_forward"]) for r in rows if r["attack"] == "fgsm"}
+    assert len(fgsm) == 3  # one count per (target, attack entry), shared by its eps rows
