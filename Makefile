@@ -12,7 +12,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export RAY_USAGE_STATS_REPORT_URL := http://127.0.0.1:9/
 RUN_ENV := HOME=$(RAY_HOME) MPLCONFIGDIR=$(RAY_HOME)/mpl
 
-.PHONY: install demo test bench lint typecheck clean
+.PHONY: install demo test bench lint typecheck clean gpu-wheels
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -49,3 +49,14 @@ typecheck: install
 
 clean:
 	rm -rf $(RESULTS) .cache .pytest_cache
+
+# Wheels the GPU machine lacks (issue 16: it has torch, numpy, scipy, scikit-learn, safetensors;
+# not pydantic or mlxtend), for Python 3.12 on x86-64, into the ignored .whl/ that the device
+# call carries: device.run(command="bash benchmarks/gpu_check.sh", carry=[".whl"]).
+GPU_WHEELS := pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 \
+	typing-inspection==0.4.5 typing-extensions==4.16.0 mlxtend==0.25.0
+gpu-wheels:
+	mkdir -p .whl
+	python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+		--implementation cp --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		--platform manylinux_2_28_x86_64 --platform any -d .whl $(GPU_WHEELS)
