@@ -173,3 +173,44 @@ def bernoulli_one_sample_error_bound(tau: ArrayLike, d: ArrayLike) -> NDArray[np
     """Schmidt et al. 2018, Bernoulli model: one sample gives standard error <= exp(-2 tau^4 d)."""
     t_, d_ = np.asarray(tau, dtype=float), np.asarray(d, dtype=float)
     return np.minimum(1.0, np.exp(-2.0 * t_**4 * d_))
+
+
+def bernoulli_critical_eps(tau: ArrayLike, box: bool = False) -> NDArray[np.float64]:
+    """linf eps beyond which the linear classifier sign(<theta, x>) of the Bernoulli model loses
+    robustness at large d. Paper's model (no box): the margin <y theta, x> ~ tau d against the
+    adversary's eps ||theta||_1 = eps d, so eps* = tau. Boxed variant (x in [-1, 1]^d): only the
+    (1 + tau) d / 2 agreeing coordinates can move (the others sit on the box's edge), so
+    tau d = eps (1 + tau) d / 2 and eps* = 2 tau / (1 + tau)."""
+    t = np.asarray(tau, dtype=float)
+    out: NDArray[np.float64] = 2.0 * t / (1.0 + t) if box else t.copy()
+    return out
+
+
+def _binom_cdf(m: NDArray[np.float64], d: int, q: float) -> NDArray[np.float64]:
+    """P(Bin(d, q) <= m) for each entry of m (floored; exact sum in log space)."""
+    a = np.arange(d + 1, dtype=float)
+    logc = np.array([math.lgamma(d + 1) - math.lgamma(k + 1) - math.lgamma(d - k + 1) for k in a])
+    logp = logc + a * math.log(q) + (d - a) * math.log1p(-q)
+    pmf = np.exp(logp - logp.max())
+    cdf = np.cumsum(pmf) / pmf.sum()
+    idx = np.floor(m).astype(int)
+    return np.where(idx < 0, 0.0, cdf[np.clip(idx, 0, d)])
+
+
+def bernoulli_robust_error(
+    tau: float, d: int, eps: ArrayLike, box: bool = False
+) -> NDArray[np.float64]:
+    """Exact population linf robust error of sign(<theta, x>) in the Bernoulli model (ties
+    count as errors). With A ~ Bin(d, (1 + tau)/2) agreeing coordinates the clean margin is
+    2A - d. No box: the adversary removes eps d, so robust iff A > d (1 + eps) / 2. Box
+    [-1, 1]^d: it can move only the agreeing coordinates, each by min(eps, 2), so robust iff
+    A (2 - min(eps, 2)) > d."""
+    e = np.atleast_1d(np.asarray(eps, dtype=float))
+    q = (1.0 + tau) / 2.0
+    if box:  # not robust iff A room <= d; with no room left every A is not robust
+        room = 2.0 - np.minimum(e, 2.0)
+        m = np.where(room > 0, np.floor(d / np.maximum(room, 1e-300) + 1e-9), float(d))
+    else:  # not robust iff 2A - d <= eps d
+        m = np.floor(d * (1.0 + e) / 2.0 + 1e-9)
+    out: NDArray[np.float64] = _binom_cdf(m, d, q)
+    return out.reshape(np.shape(eps))

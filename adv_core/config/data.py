@@ -55,14 +55,21 @@ class GaussianData(_BinaryVectors):
 
 
 class BernoulliData(_BinaryVectors):
-    """Schmidt et al. 2018: x_j = y theta_j with probability (1 + tau)/2, else -y theta_j."""
+    """Schmidt et al. 2018: x_j = y theta_j with probability (1 + tau)/2, else -y theta_j.
+
+    Unbounded by default (the paper's model: linf critical eps tau for sign(<theta, x>)).
+    ``box: true`` is the variant with inputs confined to [-1, 1]^d: the adversary can move only
+    the coordinates that agree with the label, which moves the critical eps to
+    2 tau / (1 + tau) (adv_core.theory.bernoulli_critical_eps; docs/statistics.md).
+    """
 
     name: Literal["bernoulli"] = "bernoulli"
     tau: Annotated[float, Field(gt=0.0, le=1.0)] = 0.25
+    box: bool = False
 
     @property
     def bounds(self) -> tuple[float, float] | None:
-        return (-1.0, 1.0)
+        return (-1.0, 1.0) if self.box else None
 
 
 class TsiprasData(_BinaryVectors):

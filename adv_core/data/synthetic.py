@@ -81,7 +81,8 @@ def load_gaussian(
 def load_bernoulli(
     cfg: BernoulliData, n_train: int, n_eval: int, n_unlabeled: int, seed: int
 ) -> DataBundle:
-    """theta in {-1,+1}^d; x_j = y theta_j with probability (1 + tau)/2, else -y theta_j."""
+    """theta in {-1,+1}^d; x_j = y theta_j with probability (1 + tau)/2, else -y theta_j. The
+    draws lie in {-1, +1}^d either way; ``cfg.box`` only sets the attack's box (cfg.bounds)."""
     theta = torch.randint(0, 2, (cfg.d,), generator=generator("theta", cfg, seed)) * 2 - 1
 
     def draw(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,7 +91,7 @@ def load_bernoulli(
         flip = torch.where(keep, 1, -1)
         return (y_pm[:, None] * theta[None, :] * flip).float(), (y_pm > 0).long()
 
-    meta = {"theta": theta.float(), "tau": cfg.tau}
+    meta = {"theta": theta.float(), "tau": cfg.tau, "box": cfg.box}
     return _bundle(cfg, draw, n_train, n_eval, n_unlabeled, seed, meta)
 
 
