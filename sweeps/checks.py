@@ -105,7 +105,7 @@ def _duplicate_errors(spec: SpecView) -> Errors:
 
 def _size_errors(spec: SpecView) -> Errors:
     """n_train + n_eval (+ unlabeled points) must fit in a finite dataset."""
-    unlabeled = max(int(getattr(t, "n_unlabeled", 0)) for t in spec.grid.flat("training"))
+    unlabeled = max(t.unlabeled_pool for t in spec.grid.flat("training"))
     need = max(spec.n_train) + spec.n_eval + unlabeled
     for i, configs in enumerate(spec.grid.entries["datasets"]):
         for cfg in configs:
