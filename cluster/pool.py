@@ -28,7 +28,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError, WorkerCrash
 
 from adv_core.config import Cell
 from cluster.sink import ResultSink
-from cluster.worker import FAULT_ENV, CellRunner, Outcome
+from cluster.worker import HOOK_ENV, CellRunner, Outcome
 
 PING_BACKOFF_S = 0.5
 POLL_S = 1.0  # longest the driver blocks while actors are being revived
@@ -37,13 +37,13 @@ POLL_S = 1.0  # longest the driver blocks while actors are being revived
 class RayCellRunner(CellRunner):
     """CellRunner that learns its GPUs and node from Ray (Ray sets CUDA_VISIBLE_DEVICES)."""
 
-    def __init__(self, sink: ResultSink, cpus: float = 1.0, fault: str | None = None) -> None:
+    def __init__(self, sink: ResultSink, cpus: float = 1.0, hook: str | None = None) -> None:
         node_id = ray.get_runtime_context().get_node_id()
         super().__init__(
             sink,
             cpus=cpus,
             gpu_ids=list(ray.get_gpu_ids()),
-            fault=fault,
+            hook=hook,
             node=f"{socket.gethostname()}/{node_id[:8]}",
         )
 
@@ -81,7 +81,7 @@ class RayBackend:
         cpus_per_worker: float = 1.0,
         gpus_per_worker: float = 0.0,
         revive_timeout_s: float = 300.0,
-        fault: str | None = None,
+        hook: str | None = None,
     ) -> None:
         self.gpus_per_worker = gpus_per_worker if cluster_gpus() > 0 else 0.0
         self._cls = ray.remote(RayCellRunner).options(
@@ -91,12 +91,8 @@ class RayBackend:
             max_task_retries=0,  # the driver decides about retries, never Ray
             max_concurrency=2,  # a ping is answered while a cell runs
         )
-        # The driver's fault-injection spec travels to every actor (tests set it on the driver).
-        self._args = (
-            sink,
-            cpus_per_worker,
-            os.environ.get(FAULT_ENV, "") if fault is None else fault,
-        )
+        # The driver's worker plug-in (tests' fault injection) travels to every actor.
+        self._args = (sink, cpus_per_worker, os.environ.get(HOOK_ENV, "") if hook is None else hook)
         self.actors: list[Any] = [self._cls.remote(*self._args) for _ in range(n_workers)]
         self.idle: list[int] = []
         self.busy: dict[Any, int] = {}  # task ref -> actor index

@@ -3,15 +3,21 @@ the evaluation, save the checkpoint, write the rows through the sink, return the
 
 ``CellRunner`` holds per-process state (device, dataset cache) and is wrapped as a Ray actor
 by cluster/pool.py; tests drive it directly too.
+
+The plug-in seam (``HOOK_ENV``, ``load_hook``) lets a test suite run code in every worker
+before each cell (fault injection lives in tests/fault/inject.py); production sets nothing and
+carries no fault of its own.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -22,7 +28,29 @@ from adv_core.results import Status
 from adv_core.run import error_text, load_data, run_cell
 from cluster.sink import ResultSink
 
-FAULT_ENV = "SWEEPS_FAULT_INJECT"
+HOOK_ENV = "SWEEPS_WORKER_HOOK"
+
+
+class WorkerHook(Protocol):
+    """What a plug-in loaded by ``load_hook`` provides."""
+
+    def before_cell(self, cell: Cell) -> None: ...
+
+
+def load_hook(value: str) -> WorkerHook | None:
+    """The worker's plug-in seam: ``FILE.py[:ARG]`` loads that Python file and returns its
+    ``make_hook(ARG)``, whose ``before_cell(cell)`` runs before every cell; '' loads nothing.
+    A file path (not a module name) so that Ray workers find it whatever their sys.path."""
+    if not value:
+        return None
+    m = re.fullmatch(r"(.+?\.py)(?::(.*))?", value, flags=re.DOTALL)
+    spec = importlib.util.spec_from_file_location("sweeps_worker_hook", m[1]) if m else None
+    if m is None or spec is None or spec.loader is None:
+        raise ValueError(f"{HOOK_ENV}={value!r}: expected FILE.py[:ARG]")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    hook: WorkerHook = module.make_hook(m[2] or "")
+    return hook
 
 
 @dataclass(frozen=True)
@@ -63,8 +91,8 @@ def warm_up() -> None:
 class CellRunner:
     """A long-lived worker: one device, torch threads = its CPU share, a dataset cache.
 
-    ``fault`` is a fault-injection spec (see ``_maybe_inject_fault``); by default it is read
-    from ``SWEEPS_FAULT_INJECT`` in this process. Ray actors get the driver's value passed in.
+    ``hook`` is a plug-in (``load_hook``); by default it is read from ``SWEEPS_WORKER_HOOK``
+    in this process. Ray actors get the driver's value passed in.
     """
 
     def __init__(
@@ -73,7 +101,7 @@ class CellRunner:
         cpus: float = 1.0,
         gpu_ids: list[Any] | None = None,
         cache_size: int = 8,
-        fault: str | None = None,
+        hook: str | None = None,
         node: str | None = None,
     ) -> None:
         self.sink = sink
@@ -83,9 +111,7 @@ class CellRunner:
         self.device = pick_device(self.gpu_ids)
         self._cache: OrderedDict[str, DataBundle] = OrderedDict()
         self._cache_size = cache_size
-        self.fault = os.environ.get(FAULT_ENV, "") if fault is None else fault
-        if "init" in {part.partition(":")[0] for part in self.fault.split(";")}:
-            raise RuntimeError("injected failure while starting the worker")
+        self.hook = load_hook(os.environ.get(HOOK_ENV, "") if hook is None else hook)
         self.node = node or os.uname().nodename
         self.name = f"{self.node}:{os.getpid()}"
         self.cache_hits = 0
@@ -126,7 +152,8 @@ class CellRunner:
     def run(self, cell: Cell, attempt: int = 1) -> Outcome:
         t0 = time.perf_counter()
         try:
-            _maybe_inject_fault(self.fault, cell)
+            if self.hook is not None:
+                self.hook.before_cell(cell)
             saved = self.sink.load_model(cell.train_hash)
             ensemble = ensemble_from_bytes(saved[0], saved[1], self.device) if saved else None
             result = run_cell(cell, self.device, ensemble=ensemble, bundle=self._bundle(cell))
@@ -154,28 +181,3 @@ class CellRunner:
                 time.perf_counter() - t0,
                 self.name,
             )
-
-
-def _maybe_inject_fault(spec: str, cell: Cell) -> None:
-    """Fault-injection hook for tests (``SWEEPS_FAULT_INJECT``), several joined by ``;``.
-    An empty hash prefix matches every cell.
-
-    - ``raise:<hash-prefix>`` fails that cell on every attempt (an exception inside the cell);
-    - ``exit:<hash-prefix>:<marker-file>`` kills the worker process once, mid-cell (the marker
-      file remembers that it happened, so the retry succeeds);
-    - ``sleep:<hash-prefix>:<seconds>`` makes the cell take that much longer;
-    - ``init`` makes the worker fail while starting (checked in ``CellRunner.__init__``).
-    """
-    for part in filter(None, spec.split(";")):
-        kind, _, rest = part.partition(":")
-        prefix, _, arg = rest.partition(":")
-        if not cell.cell_hash.startswith(prefix):
-            continue
-        if kind == "raise":
-            raise RuntimeError(f"injected failure for cell {cell.cell_hash}")
-        if kind == "exit" and arg and not os.path.exists(arg):
-            with open(arg, "w") as f:
-                f.write(str(os.getpid()))
-            os._exit(17)
-        if kind == "sleep":
-            time.sleep(float(arg or 3600))

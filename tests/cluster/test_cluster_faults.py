@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 from adv_core.config import Cell
 from cluster.pool import RayBackend
 from cluster.scheduler import CellState, Summary, run_cells
-from cluster.worker import FAULT_ENV
 from sweeps.cli import app
+from tests.fault.inject import HOOK_ENV, hook
 
 pytestmark = pytest.mark.slow
 MB = 1024 * 1024
@@ -70,7 +70,7 @@ def test_worker_killed_mid_cell_reruns_elsewhere(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     target, marker = tiny_cells[2].cell_hash, tmp_path / "killed-pid"
-    monkeypatch.setenv(FAULT_ENV, f"sleep::0.2;exit:{target}:{marker}")
+    monkeypatch.setenv(HOOK_ENV, hook(f"sleep::0.2;exit:{target}:{marker}"))
     backend = RayBackend(run_sink, 2, cpus_per_worker=1)
     try:
         summary = run_cells(tiny_cells, run_sink, backend, max_retries=1)
@@ -94,7 +94,7 @@ def test_cell_that_keeps_failing_becomes_failed_rows_and_exit_1(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     target = tiny_cells[5].cell_hash
-    monkeypatch.setenv(FAULT_ENV, f"raise:{target}")
+    monkeypatch.setenv(HOOK_ENV, hook(f"raise:{target}"))
     results = run_sink.store.root
     args = ["run", str(cluster_spec), "--results", results, "--run-id", "f", "--quiet"]
     res = CliRunner().invoke(app, [*args, "--workers", "1"])
@@ -112,7 +112,7 @@ def test_cell_that_keeps_failing_becomes_failed_rows_and_exit_1(
 def test_node_removed_mid_sweep_loses_nothing(
     multinode: Any, run_sink: Any, tiny_cells: list[Cell], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(FAULT_ENV, "sleep::1.0")
+    monkeypatch.setenv(HOOK_ENV, hook("sleep::1.0"))
     backend = RayBackend(run_sink, 2, cpus_per_worker=1)  # one actor on each node
     nodes = {i["node"].split("/")[-1] for i in backend.worker_info()}
     victim = next(n for n in multinode.worker_nodes if n.node_id[:8] in nodes)

@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 from adv_core.config import Cell
 from cluster.pool import RayBackend, WorkerStartError, default_workers
 from cluster.scheduler import CellState, run_cells
-from cluster.worker import FAULT_ENV
 from sweeps.cli import app
 from sweeps.runner import run_sweep
 from sweeps.spec import load_spec
+from tests.fault.inject import HOOK_ENV, hook
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def test_status_while_a_sweep_runs(
 ) -> None:
     """Dynamic scheduling on 2 actors runs each cell once; ``sweeps status`` reads the manifest
     and the done-markers while the driver works."""
-    monkeypatch.setenv(FAULT_ENV, "sleep::0.2")
+    monkeypatch.setenv(HOOK_ENV, hook("sleep::0.2"))
     results = str(tmp_path / "results")
     outcome: list[Any] = []
     worker = threading.Thread(
@@ -82,7 +82,7 @@ def test_worker_that_cannot_start_stops_the_sweep(
     ray_cluster: dict, run_sink: Any, tiny_cells: list[Cell]
 ) -> None:
     """A constructor failure (say, the project missing on a node) is reported, not waited on."""
-    backend = RayBackend(run_sink, 1, cpus_per_worker=1, fault="init")
+    backend = RayBackend(run_sink, 1, cpus_per_worker=1, hook=hook("init"))
     try:
         with pytest.raises(WorkerStartError, match="injected failure while starting"):
             run_cells(tiny_cells[:2], run_sink, backend)

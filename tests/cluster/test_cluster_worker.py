@@ -10,6 +10,7 @@ import torch
 
 from adv_core.config import Cell
 from cluster.worker import CellRunner, pick_device, torch_threads
+from tests.fault.inject import hook
 
 
 @pytest.mark.parametrize(
@@ -31,7 +32,7 @@ def test_torch_threads_is_the_cpu_share(cpus: float, threads: int) -> None:
 def test_runner_writes_result_and_caches_data(tiny_cells: list[Cell], run_sink: Any) -> None:
     threads = torch.get_num_threads()
     try:
-        runner = CellRunner(run_sink, cpus=1.0, fault="")
+        runner = CellRunner(run_sink, cpus=1.0, hook="")
         assert runner.info()["threads"] == 1 and runner.info()["device"] == "cpu"
         first = runner.run(tiny_cells[0])
         again = runner.run(tiny_cells[0], attempt=2)
@@ -47,7 +48,7 @@ def test_injected_exception_is_an_outcome_not_a_crash(
     tiny_cells: list[Cell], run_sink: Any, tmp_path: Path
 ) -> None:
     target = tiny_cells[2].cell_hash
-    runner = CellRunner(run_sink, fault=f"sleep::0.01;raise:{target[:12]}")
+    runner = CellRunner(run_sink, hook=hook(f"sleep::0.01;raise:{target[:12]}"))
     out = runner.run(tiny_cells[2])
     assert not out.ok and out.cell_hash == target
     assert "injected failure" in (out.error or "")

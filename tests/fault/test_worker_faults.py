@@ -26,6 +26,7 @@ from tests.fault.harness import (
     record,
     rows_per_cell,
 )
+from tests.fault.inject import HOOK_ENV, hook
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +60,7 @@ def test_worker_sigkill_at_random_points(
     """Three SIGKILLs of CellRunner worker processes at seeded random times: Ray restarts the
     actors, the driver re-queues the interrupted cells, and the sweep completes."""
     # Every cell lasts at least 1 s, so three kills land mid-sweep however fast the machine.
-    monkeypatch.setenv("SWEEPS_FAULT_INJECT", "sleep::1.0")
+    monkeypatch.setenv(HOOK_ENV, hook("sleep::1.0"))
     spec = fault_spec("wkill", seeds="[0, 1]")
     results = tmp_path / "results"
     rng = random.Random(9)
@@ -128,7 +129,7 @@ def test_cell_hanging_past_its_timeout(
     )
     cells = plan(spec)
     victim = cells[0].cell_hash
-    monkeypatch.setenv("SWEEPS_FAULT_INJECT", f"sleep:{victim}:3600")
+    monkeypatch.setenv(HOOK_ENV, hook(f"sleep:{victim}:3600"))
     results = tmp_path / "results"
     t0 = time.time()
     out = run_sweep(spec, str(results), "h", workers=2)
@@ -138,7 +139,7 @@ def test_cell_hanging_past_its_timeout(
     assert a.status[victim] == "failed" and "timed out after 8" in a.errors[victim]
     detected_s = file_mtime(results, spec, "h", victim) - t0
     assert 8 <= detected_s < 60
-    monkeypatch.delenv("SWEEPS_FAULT_INJECT")
+    monkeypatch.delenv(HOOK_ENV)
     t1 = time.monotonic()
     again = run_sweep(spec, str(results), "h", inline=True)  # the user fixed the hang
     recovery = time.monotonic() - t1

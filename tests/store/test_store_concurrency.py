@@ -18,6 +18,7 @@ from store_helpers import SPEC
 from analysis import load
 from sweeps.lock import LeaseLock, LockHeld
 from sweeps.store import METRICS, ResultStore
+from tests.fault import inject
 
 KEY = ["cell_hash", "member", "attack", "eps"]
 
@@ -31,7 +32,7 @@ def test_two_processes_on_one_run_never_duplicate(tmp_path: Path) -> None:
     res = str(tmp_path / "res")
     gate = ResultStore(res).run_lock("st", "same")
     gate.acquire(wait=False)
-    env = {**os.environ, "SWEEPS_FAULT_INJECT": "sleep::1.5"}  # each cell takes >= 1.5 s
+    env = {**os.environ, **inject.env("sleep::1.5")}  # each cell takes >= 1.5 s
     cmd = [sys.executable, "-m", "sweeps", "run", str(spec), "--results", res]
     cmd += ["--run-id", "same", "--workers", "0", "--quiet"]
     errs = [tmp_path / f"{i}.err" for i in range(2)]

@@ -1,0 +1,58 @@
+"""Fault injection for the test suites, installed in every worker through the worker's plug-in
+seam (``cluster.worker.HOOK_ENV``); production code never loads this file.
+
+A fault spec joins faults with ``;``; an empty hash prefix matches every cell:
+
+- ``raise:<hash-prefix>`` fails that cell on every attempt (an exception inside the cell);
+- ``exit:<hash-prefix>:<marker-file>`` kills the worker process once, mid-cell (the marker
+  file remembers that it happened, so the retry succeeds);
+- ``sleep:<hash-prefix>:<seconds>`` makes the cell take that much longer;
+- ``init`` makes the worker fail while starting.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+HOOK_FILE = Path(__file__).resolve()
+HOOK_ENV = "SWEEPS_WORKER_HOOK"  # cluster.worker.HOOK_ENV (not imported: this file loads alone)
+
+
+def hook(spec: str) -> str:
+    """The worker plug-in value that injects ``spec`` (for ``CellRunner(hook=...)``,
+    ``RayBackend(hook=...)`` or the ``SWEEPS_WORKER_HOOK`` environment variable)."""
+    return f"{HOOK_FILE}:{spec}"
+
+
+def env(spec: str) -> dict[str, str]:
+    """Environment entries that inject ``spec`` into the workers of a child process."""
+    return {HOOK_ENV: hook(spec)}
+
+
+class Faults:
+    """The plug-in: parses the spec once; ``before_cell`` runs before every cell."""
+
+    def __init__(self, spec: str) -> None:
+        self.parts = [p.split(":", 2) + ["", ""] for p in filter(None, spec.split(";"))]
+        if any(kind == "init" for kind, *_ in self.parts):
+            raise RuntimeError("injected failure while starting the worker")
+
+    def before_cell(self, cell: Any) -> None:
+        for kind, prefix, arg, *_ in self.parts:
+            if not cell.cell_hash.startswith(prefix):
+                continue
+            if kind == "raise":
+                raise RuntimeError(f"injected failure for cell {cell.cell_hash}")
+            if kind == "exit" and arg and not os.path.exists(arg):
+                with open(arg, "w") as f:
+                    f.write(str(os.getpid()))
+                os._exit(17)
+            if kind == "sleep":
+                time.sleep(float(arg or 3600))
+
+
+def make_hook(spec: str) -> Faults:
+    return Faults(spec)
