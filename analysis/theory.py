@@ -168,26 +168,3 @@ def sphere_robust_fraction(eps: Sequence[float], d: Sequence[int], u: float = 1.
     g = grid(d=list(d), eps=list(eps))
     b = theory.sphere_robust_fraction_bound(g["eps"].to_numpy(), g["d"].to_numpy(), u)
     return g.with_columns(pl.Series("robust_fraction_bound", b))
-
-
-def for_rows(rows: pl.DataFrame) -> pl.DataFrame:
-    """Closed forms on the exact grid of measured gaussian rows (columns ``d``, ``n_train``,
-    ``eps``, ``norm``, ``ds_theta``, ``ds_sigma``, ``ds_sigma_c``, ``ds_r`` from
-    ``analysis.load.with_dataset_params``): one theory row per distinct grid point."""
-    keys = ["d", "n_train", "eps", "norm", "ds_theta", "ds_sigma", "ds_sigma_c", "ds_r"]
-    pts = rows.filter(pl.col("dataset") == "gaussian").select(keys).unique()
-    frames = []
-    groups = pts.group_by(["norm", "ds_theta", "ds_sigma", "ds_sigma_c", "ds_r", "d", "n_train"])
-    for (norm, kind, sigma, sigma_c, r, d, n), sub in groups:
-        t = gaussian(
-            [int(d)],
-            sorted(sub["eps"].to_list()),
-            [int(n)],
-            theta=str(kind),
-            sigma=float(sigma) if sigma is not None else 1.0,
-            sigma_c=float(sigma_c) if sigma_c is not None else None,
-            r=float(r) if r is not None else 3.0,
-            norm=str(norm),
-        )
-        frames.append(t.with_columns(pl.lit(norm).alias("norm"), pl.lit(kind).alias("ds_theta")))
-    return pl.concat(frames) if frames else pl.DataFrame()

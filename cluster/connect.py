@@ -90,9 +90,3 @@ def _remember(info: dict[str, Any]) -> dict[str, Any]:
     _CONNECTED.clear()
     _CONNECTED.update(info, gcs=ray.get_runtime_context().gcs_address)
     return dict(_CONNECTED)
-
-
-def disconnect() -> None:
-    _CONNECTED.clear()
-    if ray.is_initialized():
-        ray.shutdown()

@@ -1,6 +1,6 @@
 """Per-cell scheduling overhead of the Ray backend, measured on an embedded local cluster.
 
-    python -m cluster.measure --cells 64 --workers 2
+    python -m benchmarks.ray_overhead --cells 64 --workers 2
 
 Runs ``--cells`` trivial cells (a 2-d Gaussian, one training example, one epoch, FGSM at eps 0)
 on ``--workers`` actors through the real scheduler and RayBackend, with a sink that keeps
