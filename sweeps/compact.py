@@ -29,9 +29,11 @@ from __future__ import annotations
 import datetime as dt
 import io
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -45,6 +47,10 @@ from sweeps.schema import EXAMPLES_SCHEMA, METRICS_SCHEMA
 from sweeps.store import ResultStore
 
 PART_ROWS = 2_000_000  # parts merged at the end of a run stop growing at about this many rows
+BATCH_CELLS = 1000  # a background pass as soon as this many finished cells are loose
+MIN_CELLS = 64  # ... or this many, once INTERVAL_S passed since the last pass
+INTERVAL_S = 30.0
+POLL_S = 2.0  # how often the background thread lists the partition (one request)
 
 
 @dataclass
@@ -191,15 +197,14 @@ def compact_locked(
     clean_tmp: bool = False,
     min_cells: int = 1,
 ) -> RunCompaction:
-    """One pass over a run whose lock this process holds: merge its finished loose cells into
-    one new part per table; with ``merge_parts`` (a row limit), also merge small parts."""
+    """One pass over a run whose lock this process holds: merge its finished loose cells (when
+    at least ``min_cells``) into one new part per table; with ``merge_parts`` (a row limit),
+    also merge small parts; with ``clean_tmp``, delete temporaries (no writer may be running)."""
     out = RunCompaction(sweep, run_id)
     metrics = store.scan(METRICS, sweep, run_id)
-    if len(metrics.loose) < min_cells and not merge_parts and not clean_tmp:
-        return out
-    tables = _read_all(store, metrics.loose, METRICS_SCHEMA)
-    status = {f: worst_status(t) for f, t in tables.items()}
-    done = {f: t for f, t in tables.items() if set(status[f].values()) <= set(FINISHED)}
+    files = metrics.loose if len(metrics.loose) >= min_cells else []
+    tables = _read_all(store, files, METRICS_SCHEMA)
+    done = {f: t for f, t in tables.items() if set(worst_status(t).values()) <= set(FINISHED)}
     cells = {layout.cell_of(f) for f in done}
     examples = store.scan(EXAMPLES, sweep, run_id)
     ex_files = [f for f in examples.loose if layout.cell_of(f) in cells]
@@ -235,9 +240,18 @@ def compact(
 
 
 class BackgroundCompactor:
-    """Merges a running sweep's finished cells into parts from a daemon thread of the driver
-    (which holds the run lock): a pass when ``batch_cells`` cells finished since the last one
-    (``notify``) or every ``interval_s`` seconds; ``close`` runs the final pass."""
+    """Keeps a running sweep's layout compact, with no user command: used as a context manager
+    around the cells by the driver, which holds the run lock.
+
+    - on entry: one pass that merges cells a killed run left loose and deletes its temporaries;
+    - while the sweep runs, a daemon thread lists the metrics partition every ``poll_s`` seconds
+      (one request) and merges the finished loose cells into one part per table when there are
+      ``batch_cells`` of them, or ``min_cells`` and ``interval_s`` passed since the last pass;
+    - on a normal exit: the final pass (loose cells, small parts merged, temporaries deleted).
+
+    A run therefore leaves fewer than ``min_cells`` loose files (plus failed cells, kept loose so
+    a re-run can replace them) and about one part per ``batch_cells`` cells or ``interval_s``
+    seconds, merged at the end into parts of up to ``PART_ROWS`` rows."""
 
     def __init__(
         self,
@@ -245,48 +259,49 @@ class BackgroundCompactor:
         sweep: str,
         run_id: str,
         *,
-        batch_cells: int = 1000,
-        interval_s: float = 30.0,
+        batch_cells: int | None = None,
+        min_cells: int | None = None,
+        interval_s: float | None = None,
+        poll_s: float | None = None,
     ) -> None:
         self.store, self.sweep, self.run_id = store, sweep, run_id
-        self.batch_cells, self.interval_s = batch_cells, interval_s
-        self.finished = 0
-        self.passes = 0
+        self.batch_cells = BATCH_CELLS if batch_cells is None else batch_cells
+        self.min_cells = MIN_CELLS if min_cells is None else min_cells
+        self.interval_s = INTERVAL_S if interval_s is None else interval_s
+        self.poll_s = POLL_S if poll_s is None else poll_s
+        self.passes: list[RunCompaction] = []
         self.error: BaseException | None = None
-        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sweeps-compactor", daemon=True)
 
-    def start(self) -> BackgroundCompactor:
+    def _pass(self, **kwargs: Any) -> None:
+        self.passes.append(compact_locked(self.store, self.sweep, self.run_id, **kwargs))
+
+    def __enter__(self) -> BackgroundCompactor:
+        self._pass(clean_tmp=True, min_cells=self.min_cells)
         self._thread.start()
         return self
 
-    def notify(self, finished_cells: int) -> None:
-        """Called by the driver with the number of cells finished so far."""
-        if finished_cells - self.finished >= self.batch_cells:
-            self.finished = finished_cells
-            self._wake.set()
-
     def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.interval_s)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
+        last = time.monotonic()
+        directory = self.store.partition(METRICS, self.sweep, self.run_id)
+        while not self._stop.wait(self.poll_s):
             try:
-                compact_locked(self.store, self.sweep, self.run_id, min_cells=2)
-                self.passes += 1
+                loose = sum(
+                    1
+                    for i in layout.list_infos(self.store.fs, directory)
+                    if layout.is_result_file(i.path) and not layout.is_compacted(i.path)
+                )
+                due = time.monotonic() - last >= self.interval_s and loose >= self.min_cells
+                if loose >= self.batch_cells or due:
+                    self._pass(min_cells=min(self.min_cells, self.batch_cells))
+                    last = time.monotonic()
             except Exception as exc:  # noqa: BLE001 - never stop the sweep; the end pass retries
                 self.error = exc
 
-    def close(self, final: bool = True) -> RunCompaction | None:
-        """Stop the thread; with ``final``, merge what is left (and small parts)."""
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         self._stop.set()
-        self._wake.set()
         if self._thread.is_alive():
             self._thread.join()
-        if not final:
-            return None
-        return compact_locked(
-            self.store, self.sweep, self.run_id, merge_parts=PART_ROWS, clean_tmp=True
-        )
+        if exc_type is None:
+            self._pass(merge_parts=PART_ROWS, clean_tmp=True, min_cells=self.min_cells)

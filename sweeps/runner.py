@@ -13,6 +13,7 @@ from typing import Any
 from adv_core.config import content_hash
 from adv_core.results import Status
 from cluster.scheduler import CellState, InlineBackend, Summary, run_cells
+from sweeps.compact import BackgroundCompactor
 from sweeps.exit_codes import (  # noqa: F401 - re-exported for callers and tests
     EXIT_FAILED,
     EXIT_INVALID,
@@ -74,8 +75,9 @@ def run_sweep(
         wait=lock_wait,
         on_wait=lambda h: print(f"waiting for {lock.path}, held by {h}", file=sys.stderr),
     )
-    try:
-        return _run_sweep_locked(spec, results, rid, **kwargs)
+    try:  # the compactor keeps the run's layout compact while it runs (sweeps/compact.py)
+        with BackgroundCompactor(ResultStore(results), spec.name, rid):
+            return _run_sweep_locked(spec, results, rid, **kwargs)
     finally:
         lock.release()
 
