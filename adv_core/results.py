@@ -34,6 +34,16 @@ ENSEMBLE_MEMBER = -1
 
 
 @dataclass(frozen=True)
+class TheoryColumns:
+    """Closed forms at one eps (null where none applies): the trained model's exact
+    population robust accuracy, the Bayes-optimal one, Schmidt et al.'s any-learner bound."""
+
+    theory_robust_acc: float | None = None
+    bayes_robust_acc: float | None = None
+    any_learner_robust_acc: float | None = None
+
+
+@dataclass(frozen=True)
 class MetricsRow:
     """What adv_core measured for one (target, attack, eps): ``member`` is the target (-1: the
     whole ensemble); counts are out of ``n_eval`` points; accuracies are null on failure."""
@@ -72,15 +82,21 @@ class MetricsRow:
         n_robust: int,
         n: int,
         flags: list[str],
-        **extra: Any,
+        source_member: int | None = None,
+        theory: TheoryColumns | None = None,
+        n_forward: int | None = None,
+        n_backward: int | None = None,
     ) -> MetricsRow:
         """An ``ok`` row from counts: accuracies and the Wilson interval follow from them."""
         lo, hi = wilson(n_robust, n)
+        t = theory or TheoryColumns()
         return cls(
-            member, attack, norm, float(eps),
+            member, attack, norm, float(eps), source_member=source_member,
             clean_acc=n_clean / n if n else None, robust_acc=n_robust / n if n else None,
             robust_acc_lo=lo, robust_acc_hi=hi, n_clean_correct=n_clean, n_robust=n_robust,
-            flags=sorted(set(flags)), **extra,
+            theory_robust_acc=t.theory_robust_acc, bayes_robust_acc=t.bayes_robust_acc,
+            any_learner_robust_acc=t.any_learner_robust_acc, flags=sorted(set(flags)),
+            n_forward=n_forward, n_backward=n_backward,
         )  # fmt: skip
 
     @classmethod
@@ -126,6 +142,26 @@ class Provenance:
     node: str | None = None
     model_reused: bool | None = None
     attempt: int | None = None
+
+
+@dataclass(frozen=True)
+class ExampleRow:
+    """One example under one (target, attack): the examples table's own columns (the table
+    also carries schema_version, sweep, run_id and cell_hash). ``broken_eps``: the smallest eps
+    of the attack's list that broke it (inf: none). ``first_broken_by``: on ``worst_case``
+    rows, the attack that broke it first (null otherwise, and where none did)."""
+
+    member: int
+    example: int
+    label: int
+    clean_correct: bool
+    margin: float  # true logit minus the best other one, on the clean input
+    attack: str
+    norm: str
+    broken_eps: float
+    min_distance: float | None  # minimum-norm attacks and closed forms
+    clean_pred: int | None  # the predicted class on the clean input
+    first_broken_by: str | None
 
 
 ROW_RECORDS: tuple[type[Any], ...] = (Provenance, CellColumns, MetricsRow)

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from adv_core.results import FINISHED as FINISHED  # re-exported: readers import this module
-from adv_core.results import ROW_RECORDS, Status
+from adv_core.results import ROW_RECORDS, ExampleRow, Status
 
 SCHEMA_VERSION = 1
 STATUSES = tuple(Status)  # re-exported for readers (analysis/ imports this module only)
@@ -77,20 +77,8 @@ METRICS_SCHEMA = pa.schema(METRICS_FIELDS, metadata={"schema_version": str(SCHEM
 METRICS_COLUMNS = tuple(f.name for f in METRICS_FIELDS)
 
 EXAMPLES_FIELDS: list[pa.Field] = [
-    pa.field("schema_version", pa.int32(), nullable=False),
-    pa.field("sweep", pa.string(), nullable=False),
-    pa.field("run_id", pa.string(), nullable=False),
-    pa.field("cell_hash", pa.string(), nullable=False),
-    pa.field("member", pa.int64(), nullable=False),
-    pa.field("example", pa.int64(), nullable=False),
-    pa.field("label", pa.int64(), nullable=False),
-    pa.field("clean_correct", pa.bool_(), nullable=False),
-    pa.field("margin", pa.float64(), nullable=False),
-    pa.field("attack", pa.string(), nullable=False),
-    pa.field("norm", pa.string(), nullable=False),
-    pa.field("broken_eps", pa.float64(), nullable=False),
-    pa.field("min_distance", pa.float64()),
-    pa.field("clean_pred", pa.int64()),  # the predicted class on the clean input
+    *METRICS_FIELDS[:4],  # schema_version, sweep, run_id, cell_hash
+    *record_fields(ExampleRow),  # adv_core's own columns, in ExampleRow's field order
 ]
 EXAMPLES_SCHEMA = pa.schema(EXAMPLES_FIELDS, metadata={"schema_version": str(SCHEMA_VERSION)})
 EXAMPLES_COLUMNS = tuple(f.name for f in EXAMPLES_FIELDS)

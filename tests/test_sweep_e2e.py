@@ -34,8 +34,8 @@ def test_run_twice_runs_every_cell_once(ray_cluster: dict, tiny_spec: Path, tmp_
     assert df["cell_hash"].n_unique() == 8
     assert df.select(KEY).is_duplicated().sum() == 0
     assert (df["status"] == "ok").all()
-    # ensemble (member -1) + 2 members, fgsm + exact, 3 eps each
-    assert df.height == 8 * 3 * 2 * 3
+    # ensemble (member -1) + 2 members, fgsm + exact + their linf worst case, 3 eps each
+    assert df.height == 8 * 3 * 3 * 3
     second = CliRunner().invoke(
         app, ["run", str(tiny_spec), "--results", str(results), "--run-id", "a", "--quiet"]
     )

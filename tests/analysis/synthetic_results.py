@@ -5,6 +5,7 @@ binomially around known curves (a known transition exponent, the closed forms)."
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import math
@@ -58,10 +59,10 @@ def make_row(run: RunInfo, ds: Any, rng: np.random.Generator, **kw: Any) -> dict
         seed=seed, config="{}", dataset_config=canonical_json(ds),
         model_config=canonical_json({"name": model}), training_config=canonical_json(training),
     )  # fmt: skip
-    metrics = MetricsRow.measured(
-        member, "exact", "linf", 0.0, n_clean=clean, n_robust=robust, n=n, flags=[],
-        wall_s=0.1, device="cpu",
-    )  # fmt: skip
+    measured = MetricsRow.measured(
+        member, "exact", "linf", 0.0, n_clean=clean, n_robust=robust, n=n, flags=[]
+    )
+    metrics = dataclasses.replace(measured, wall_s=0.1, device="cpu")
     return {**full_row(prov, columns, metrics), **kw}
 
 
@@ -163,6 +164,7 @@ def spheres_examples(run: RunInfo, rows: list[dict[str, Any]], rng: np.random.Ge
             "broken_eps": np.where(correct, 0.3, 0.0).tolist(),
             "min_distance": dist.tolist(),
             "clean_pred": np.where(correct, label, 1 - label).tolist(),
+            "first_broken_by": [None] * n,
         }
     )
 

@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 from adv_core import checks
 from adv_core.config import Cell
 from adv_core.config.attacks import AttackConfig
+from adv_core.evaluate import rows_per_target
 from adv_core.models import save_ensemble
 from adv_core.run import run_cell
 
@@ -41,11 +42,13 @@ def _cell(attacks: list[dict], training: dict | None = None) -> Cell:
 
 
 def test_every_attack_from_a_spec_gives_rows() -> None:
-    result = run_cell(_cell(SPECS))
+    result_cell = _cell(SPECS)
+    result = run_cell(result_cell)
     rows = result.rows
-    assert {r["attack"] for r in rows} == {s["name"] for s in SPECS}
+    assert {r["attack"] for r in rows} == {s["name"] for s in SPECS} | {"worst_case"}
+    assert len(rows) == 3 * rows_per_target(result_cell.attacks)  # the ensemble, two members
     n_eps = sum(len(s["eps"]) for s in SPECS)
-    assert len(rows) == 3 * n_eps  # the ensemble and its two members
+    assert len([r for r in rows if r["attack"] != "worst_case"]) == 3 * n_eps
     for r in rows:
         assert r["status"] == "ok" and 0 <= r["robust_acc"] <= 1
         assert r["robust_acc_lo"] - 1e-9 <= r["robust_acc"] <= r["robust_acc_hi"] + 1e-9
@@ -72,7 +75,8 @@ def test_transfer_from_a_saved_ensemble(tmp_path: Path) -> None:
     save_ensemble(first.ensemble, tmp_path / "src")
     spec = {"name": "transfer", "eps": [0.0, 0.1], "source_path": str(tmp_path / "src")}
     rows = run_cell(_cell([spec], {"method": "standard", "epochs": 3})).rows
-    assert rows and all(r["source_member"] == -1 for r in rows)
+    transfer = [r for r in rows if r["attack"] == "transfer"]
+    assert transfer and all(r["source_member"] == -1 for r in transfer)
     assert rows[0]["robust_acc"] == rows[0]["clean_acc"]
 
 

@@ -20,6 +20,7 @@ import psutil
 import pyarrow.parquet as pq
 
 from adv_core.config import Cell
+from adv_core.evaluate import rows_per_target
 from analysis import load
 from sweeps.plan import plan
 from sweeps.spec import SweepSpec, loads_spec
@@ -56,7 +57,7 @@ def fault_spec(name: str, **kwargs: str) -> SweepSpec:
 
 def rows_per_cell(spec: SweepSpec) -> int:
     targets = 1 + (spec.ensemble_size if spec.ensemble_size > 1 else 0)
-    return targets * sum(len(a.eps) for a in spec.attacks)
+    return targets * rows_per_target(spec.attacks)
 
 
 @dataclass

@@ -1,0 +1,303 @@
+"""Evaluate one trained ensemble in typed steps: every attack at every eps on each target.
+
+1. ``targets``: the whole ensemble (member -1) and, when there are several, each member.
+2. ``CleanFacts`` per target: clean correctness, prediction, margin and the target's flags.
+3. ``AttackRun`` per (target, attack): the attack's result and its sanity flags.
+4. ``ClosedForms`` per linear target: the exact attack's robust counts and the theory columns,
+   each computed once per norm over every eps of the cell, reused by the ``closed_form`` flag
+   and by the rows.
+5. ``worst_case`` per (target, norm), from the runs' per-example successes (no extra runs).
+6. ``MetricsRow`` records and the examples table, built from those records.
+
+Transfer attacks craft on their source (a member, the ensemble or a saved folder) and score
+every target; their rows carry ``source_member`` (-1: a whole ensemble).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+from adv_core import attacks, checks, worst_case
+from adv_core.attacks.base import Model, input_grad, margin_loss, predict_correct
+from adv_core.attacks.exact import Exact
+from adv_core.attacks.transfer import Transfer
+from adv_core.closed_forms import ClosedForms, Theory
+from adv_core.config import AttackConfig, Cell
+from adv_core.data.base import DataBundle
+from adv_core.examples import Broken, CleanFacts, ExampleColumns
+from adv_core.models import Ensemble
+from adv_core.results import ENSEMBLE_MEMBER, MetricsRow
+from adv_core.rng import derive_seed, generator
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What every step of one cell's evaluation shares; x (N, *D), y (N,) on the device."""
+
+    cell: Cell
+    ens: Ensemble
+    bundle: DataBundle
+    x: torch.Tensor
+    y: torch.Tensor
+
+    @property
+    def linear(self) -> bool:
+        """Closed forms apply: a deterministic linear model with no preprocessing defense."""
+        return (
+            self.cell.model.name == "linear"
+            and not self.ens.randomized
+            and self.cell.training.defense == "none"
+        )
+
+    @property
+    def n(self) -> int:
+        return len(self.y)
+
+    def has_exact(self, norm: str) -> bool:
+        return norm != "l0" or self.bundle.bounds is not None
+
+
+@dataclass(frozen=True)
+class Target:
+    member: int  # -1: the whole ensemble
+    model: Model
+
+
+@dataclass(frozen=True)
+class BuiltAttack:
+    index: int  # position in cell.attacks (seeds the attack's randomness)
+    cfg: AttackConfig
+    attack: attacks.Attack
+    source_member: int | None  # transfer attacks: what they craft on
+    label: str  # the name, or name[index] when the cell has two attacks of that name
+
+
+@dataclass(frozen=True)
+class AttackRun:
+    """One attack on one target: its result and flags (n_robust per eps, sorted eps)."""
+
+    built: BuiltAttack
+    result: attacks.AttackResult
+    n_robust: list[int]
+    flags: list[str]
+
+
+class Evaluation(NamedTuple):
+    """What ``checks.black_box_beats_white_box_table`` reads of one run."""
+
+    norm: str
+    white_box: bool
+    epsilons: tuple[float, ...]
+    n_robust: list[int]
+
+
+def evaluate(
+    cell: Cell, ens: Ensemble, bundle: DataBundle, device: torch.device
+) -> tuple[list[MetricsRow], ExampleColumns]:
+    """Every attack at every eps on the ensemble and each member, plus the worst case per
+    (target, norm, eps); flags from adv_core.checks."""
+    s = Setting(cell, ens, bundle, bundle.x_test.to(device), bundle.y_test.to(device))
+    built = build_attacks(cell, ens, device)
+    rows: list[MetricsRow] = []
+    examples = ExampleColumns()
+    for target in targets(ens):
+        clean = clean_facts(s, target)
+        forms = ClosedForms(cell, ens, bundle, s.x, s.y, target.member) if s.linear else None
+        runs = with_black_box_flags([run_attack(s, target, clean, b, forms) for b in built], s.n)
+        for run in runs:
+            cfg, res = run.built.cfg, run.result
+            rows += attack_rows(target, clean, run, _theory(forms, cfg.norm), s.n)
+            broken = Broken(res.epsilons, res.success, res.distances)
+            examples.add_block(target.member, cfg.name, cfg.norm, s.y, clean, broken)
+        for norm, wc in worst_cases(runs).items():
+            rows += worst_case_rows(s, target, clean, norm, wc, forms)
+            broken = Broken(wc.epsilons, wc.success, first_by=wc.first_by)
+            examples.add_block(target.member, worst_case.NAME, norm, s.y, clean, broken)
+    return rows, examples
+
+
+def _theory(forms: ClosedForms | None, norm: str) -> Theory:
+    return forms.theory(norm) if forms is not None else Theory()
+
+
+def rows_per_target(attack_cfgs: Sequence[AttackConfig]) -> int:
+    """Metrics rows ``evaluate`` writes per target: one per (attack, eps), plus, for each norm
+    with two or more misclassification attacks, one ``worst_case`` row per eps they all
+    evaluate."""
+    by_norm: dict[str, list[tuple[float, ...]]] = {}
+    for cfg in attack_cfgs:
+        if attacks.build(cfg).misclassification:
+            by_norm.setdefault(cfg.norm, []).append(tuple(cfg.eps))
+    common = sum(len(worst_case.common_epsilons(e)) for e in by_norm.values() if len(e) >= 2)
+    return sum(len(cfg.eps) for cfg in attack_cfgs) + common
+
+
+def targets(ens: Ensemble) -> list[Target]:
+    """The whole ensemble (member -1) and, when there is more than one, each member."""
+    out = [Target(ENSEMBLE_MEMBER, ens)]
+    if ens.n_members > 1:
+        out += [Target(i, ens.member(i)) for i in range(ens.n_members)]
+    return out
+
+
+def build_attacks(cell: Cell, ens: Ensemble, device: torch.device) -> list[BuiltAttack]:
+    """Each attack of the cell, built once; transfer attacks get their source bound here."""
+    names = [a.name for a in cell.attacks]
+    out = []
+    for i, cfg in enumerate(cell.attacks):
+        attack, source = _bind_source(attacks.build(cfg), cfg, ens, device)
+        label = cfg.name if names.count(cfg.name) == 1 else f"{cfg.name}[{i}]"
+        out.append(BuiltAttack(i, cfg, attack, source, label))
+    return out
+
+
+def _bind_source(
+    attack: attacks.Attack, cfg: AttackConfig, ens: Ensemble, device: torch.device
+) -> tuple[attacks.Attack, int | None]:
+    """(attack, source_member column): transfer attacks get their source model bound once."""
+    if not isinstance(attack, Transfer):
+        return attack, None
+    idx = attack.cfg.source_member
+    if attack.cfg.source_path is not None:
+        source = attack.with_source(attack.source_model(device))
+        return source, ENSEMBLE_MEMBER if idx is None else idx
+    if idx is None:
+        return attack.with_source(ens), ENSEMBLE_MEMBER
+    if idx >= ens.n_members:
+        raise ValueError(f"transfer source_member {idx} but the ensemble has {ens.n_members}")
+    return attack.with_source(ens.member(idx)), idx
+
+
+def clean_facts(s: Setting, target: Target) -> CleanFacts:
+    """Seeded from (cell, target), so a randomized model gives the same clean numbers on any
+    worker (the global RNG is forked, not advanced)."""
+    model, x, y = target.model, s.x, s.y
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(derive_seed("clean-rng", s.cell.hash_part(), target.member))
+        correct = predict_correct(model, x, y)
+        with torch.no_grad():
+            logits = model(x)  # (N, C)
+        grad = input_grad(model, x, y, "margin")
+    flags = checks.softmax_outputs(logits) + checks.zero_gradients(grad)
+    return CleanFacts(correct, logits.argmax(dim=1), -margin_loss(logits, y), flags)
+
+
+def run_attack(
+    s: Setting, target: Target, clean: CleanFacts, b: BuiltAttack, forms: ClosedForms | None
+) -> AttackRun:
+    """One attack on one target, its randomness seeded from (cell, attack, target)."""
+    device = s.x.device
+    gen = generator("attack", s.cell.hash_part(), b.index, target.member)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(derive_seed("attack-rng", s.cell.hash_part(), b.index, target.member))
+        res = b.attack(target.model, s.x, s.y, b.cfg.eps, bounds=s.bundle.bounds, generator=gen)
+    n_rob = _n_robust(res.success)
+    flags = clean.flags + res.flags + checks.monotone(n_rob)
+    flags += checks.randomized_without_eot(s.ens.randomized, b.attack.white_box, b.attack.eot)
+    if b.attack.misclassification:
+        flags += _count_flags(clean.n_correct, res.epsilons, n_rob)
+        compare = b.attack.white_box and not isinstance(b.attack, Exact)
+        if forms is not None and compare and s.has_exact(b.cfg.norm):
+            exact = forms.exact_robust(b.cfg.norm)
+            flags += checks.closed_form(n_rob, [exact[e] for e in res.epsilons], len(s.y))
+    return AttackRun(b, res, n_rob, flags)
+
+
+def _n_robust(success: torch.Tensor) -> list[int]:
+    """(K, N) bool -> robust count per eps."""
+    return [int((~row).sum()) for row in success]
+
+
+def _count_flags(n_clean: int, epsilons: Sequence[float], n_rob: list[int]) -> list[str]:
+    return checks.robust_vs_clean(n_clean, n_rob) + checks.eps_zero(epsilons, n_clean, n_rob)
+
+
+def with_black_box_flags(runs: list[AttackRun], n: int) -> list[AttackRun]:
+    """Flag white-box and black-box runs of one target where the black box did better."""
+    evals = [
+        Evaluation(r.built.cfg.norm, r.built.attack.white_box, r.result.epsilons, r.n_robust)
+        if r.built.attack.misclassification
+        else Evaluation("", True, (), [])  # the fooling metric is no attack to compare
+        for r in runs
+    ]
+    extra = checks.black_box_beats_white_box_table(evals, n)
+    return [
+        AttackRun(r.built, r.result, r.n_robust, r.flags + extra.get(i, []))
+        for i, r in enumerate(runs)
+    ]
+
+
+def attack_rows(
+    target: Target, clean: CleanFacts, run: AttackRun, theory: Theory, n: int
+) -> list[MetricsRow]:
+    cfg = run.built.cfg
+    return [
+        MetricsRow.measured(
+            target.member,
+            cfg.name,
+            cfg.norm,
+            eps,
+            n_clean=clean.n_correct,
+            n_robust=run.n_robust[k],
+            n=n,
+            flags=run.flags,
+            source_member=run.built.source_member,
+            theory=theory.at(eps),
+            n_forward=run.result.n_forward,
+            n_backward=run.result.n_backward,
+        )
+        for k, eps in enumerate(run.result.epsilons)
+    ]
+
+
+def worst_cases(runs: list[AttackRun]) -> dict[str, worst_case.WorstCase]:
+    """{norm: the worst case over the target's misclassification runs of that norm}, for the
+    norms with two or more (with one, the worst case is that attack's own rows)."""
+    by_norm: dict[str, list[worst_case.Broken]] = {}
+    for r in runs:
+        if r.built.attack.misclassification:
+            res = r.result
+            broken = worst_case.Broken(
+                r.built.label, res.epsilons, res.success, res.n_forward, res.n_backward
+            )
+            by_norm.setdefault(r.built.cfg.norm, []).append(broken)
+    out = {norm: worst_case.worst_case(b) for norm, b in by_norm.items() if len(b) >= 2}
+    return {norm: wc for norm, wc in out.items() if wc is not None}
+
+
+def worst_case_rows(
+    s: Setting,
+    target: Target,
+    clean: CleanFacts,
+    norm: str,
+    wc: worst_case.WorstCase,
+    forms: ClosedForms | None,
+) -> list[MetricsRow]:
+    """Flags: the target's, the count checks, and ``closed_form`` on a linear target."""
+    n_rob = wc.n_robust
+    flags = clean.flags + checks.monotone(n_rob) + _count_flags(clean.n_correct, wc.epsilons, n_rob)
+    if forms is not None and s.has_exact(norm):
+        exact = forms.exact_robust(norm)
+        flags += checks.closed_form(n_rob, [exact[e] for e in wc.epsilons], s.n)
+    theory = _theory(forms, norm)
+    return [
+        MetricsRow.measured(
+            target.member,
+            worst_case.NAME,
+            norm,
+            eps,
+            n_clean=clean.n_correct,
+            n_robust=n_rob[k],
+            n=s.n,
+            flags=flags,
+            theory=theory.at(eps),
+            n_forward=wc.n_forward,
+            n_backward=wc.n_backward,
+        )
+        for k, eps in enumerate(wc.epsilons)
+    ]
