@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from analysis.curves import pooled
 from analysis.transitions import ExponentFit, transition_exponent
 
 PREFERRED_ATTACKS = ("exact", "min_norm", "apgd", "pgd", "fgsm")
@@ -50,21 +51,55 @@ def family(
 
 @dataclass(frozen=True)
 class TransitionResult:
-    """Transition tables and exponent fits for robust and standard accuracy."""
+    """Transition tables and exponent fits for robust and standard accuracy. Censored
+    transitions (already past the threshold at the smallest n) are bounds n* <= n_min, left out
+    of the fits; ``standard_evidence`` holds, per d, the clean accuracy at the smallest n with
+    its seed-level interval (the evidence for "n* <= n_min at every d")."""
 
     robust: pl.DataFrame
     standard: pl.DataFrame
     robust_fit: ExponentFit
     standard_fit: ExponentFit
     eps: float
+    standard_evidence: pl.DataFrame | None = None
+
+    def statement(self, which: str = "standard") -> str:
+        """The exponent with its interval, or the bound when every transition is censored."""
+        table, fit = (
+            (self.standard, self.standard_fit)
+            if which == "standard"
+            else (self.robust, self.robust_fit)
+        )
+        return transition_statement(table, fit)
 
     def summary(self) -> pl.DataFrame:
         return pl.DataFrame(
             [
-                self.robust_fit.as_row(curve=f"robust (eps={self.eps:g})"),
-                self.standard_fit.as_row(curve="standard"),
+                {
+                    **self.robust_fit.as_row(curve=f"robust (eps={self.eps:g})"),
+                    "statement": self.statement("robust"),
+                },
+                {
+                    **self.standard_fit.as_row(curve="standard"),
+                    "statement": self.statement("standard"),
+                },
             ]
         )
+
+
+def transition_statement(table: pl.DataFrame, fit: ExponentFit, x: str = "n_train") -> str:
+    """``exponent [lo, hi]`` from the uncensored points, or ``n* <= x_min at every d`` when all
+    transitions are censored (a bound, not an exponent), naming the censored d otherwise."""
+    if table.is_empty():
+        return "no transitions"
+    cens = table.filter(pl.col("censored"))
+    if cens.height == table.height:
+        bounds = sorted(set(cens["bound"].to_list()))
+        return f"n* {' / '.join(bounds)} at every d ({cens['d'].to_list()}): censored, no exponent"
+    text = f"{fit.exponent:.3f} [{fit.lo:.3f}, {fit.hi:.3f}] from {fit.points} d values"
+    if cens.height:
+        text += f"; censored (bounds, not fitted): d = {cens['d'].to_list()}"
+    return text
 
 
 def n_transitions(
@@ -75,8 +110,9 @@ def n_transitions(
     n_boot: int = 1000,
 ) -> TransitionResult | None:
     """Robust (at ``eps``; default: the largest eps whose curves all cross the threshold) and
-    standard transitions in n_train against d,
-    with exponents; None when fewer than two d values or no eps > 0 are present."""
+    standard transitions in n_train against d, with exponents; None when fewer than two d
+    values or no eps > 0 are present. ``rows`` must be one curve family (one training method
+    and training eps: see ``curve_families``)."""
     if rows.is_empty() or rows["d"].n_unique() < 2:
         return None
     eps_pos = sorted(e for e in rows["eps"].unique().to_list() if e > 0)
@@ -90,7 +126,17 @@ def n_transitions(
     std, sfit = transition_exponent(
         clean_rows, standard_threshold, metric="clean", n_boot=n_boot, seed=1
     )
-    return TransitionResult(rob, std, rfit, sfit, float(e))
+    n_min = clean_rows["n_train"].min()
+    evidence = pooled(clean_rows.filter(pl.col("n_train") == n_min), ["d", "n_train"]).select(
+        "d",
+        "n_train",
+        "seeds",
+        "clean_acc",
+        "clean_acc_lo",
+        "clean_acc_seed_lo",
+        "clean_acc_seed_hi",
+    )
+    return TransitionResult(rob, std, rfit, sfit, float(e), evidence)
 
 
 def _largest_crossing_eps(rows: pl.DataFrame, eps_pos: list[float], threshold: float) -> float:
@@ -121,12 +167,35 @@ def eps_transitions(
     )
 
 
-def bound_violations(curves: pl.DataFrame, ceiling: str) -> pl.DataFrame:
-    """Curve points whose measured robust accuracy lies above the ``ceiling`` column (an upper
-    bound on the accuracy of any classifier/learner) beyond the 95% interval."""
-    return curves.filter(
-        pl.col(ceiling).is_not_null() & (pl.col("robust_acc_lo") > pl.col(ceiling) + 1e-9)
+def bound_check(curves: pl.DataFrame, ceiling: str) -> pl.DataFrame:
+    """Every curve point with a ``ceiling`` (an upper bound on the robust accuracy of any
+    classifier or learner), judged at seed level: ``bound_verdict`` is ``violation`` when the
+    seed-level interval lies wholly above the ceiling, ``consistent`` when it reaches down to
+    it, ``inconclusive`` when the point has fewer than MIN_SEEDS seeds (no seed-level
+    interval; the Wilson interval of pooled counts would mistake seed noise for a violation)."""
+    pts = curves.filter(pl.col(ceiling).is_not_null())
+    lo = pl.col("robust_acc_seed_lo") if "robust_acc_seed_lo" in pts.columns else pl.lit(None)
+    verdict = (
+        pl.when(lo.is_null())
+        .then(pl.lit("inconclusive"))
+        .when(lo > pl.col(ceiling) + 1e-9)
+        .then(pl.lit("violation"))
+        .otherwise(pl.lit("consistent"))
     )
+    return pts.with_columns(verdict.alias("bound_verdict"))
+
+
+def bound_violations(curves: pl.DataFrame, ceiling: str) -> pl.DataFrame:
+    """Curve points whose seed-level interval lies above the ``ceiling`` column."""
+    return bound_check(curves, ceiling).filter(pl.col("bound_verdict") == "violation")
+
+
+def bound_summary(curves: pl.DataFrame, ceiling: str) -> str:
+    """One line: how many points were checked and the verdict counts."""
+    chk = bound_check(curves, ceiling)
+    counts = dict(chk.group_by("bound_verdict").len().iter_rows())
+    parts = [f"{counts.get(v, 0)} {v}" for v in ("consistent", "violation", "inconclusive")]
+    return f"{chk.height} curve points under {ceiling}: " + ", ".join(parts)
 
 
 def sphere_distances(metrics: pl.DataFrame, examples: pl.DataFrame) -> pl.DataFrame:
@@ -179,8 +248,6 @@ def tsipras_points(df: pl.DataFrame) -> pl.DataFrame:
     rows = rows.with_columns(eta.alias("eta")).filter(pl.col("eps") >= 2 * pl.col("eta") - 1e-9)
     if rows.is_empty():
         return rows
-    from analysis.curves import pooled
-
     first = rows.sort("eps").group_by("train_method", "d", "model").agg(pl.col("eps").first())
     rows = rows.join(first, on=["train_method", "d", "model", "eps"])
     keys = ["train_method", "train_eps", "d", "model", "attack", "norm", "eps", "ds_p"]
@@ -212,3 +279,85 @@ def one_config(
     same_method = [p for p in pairs if p[1] == train_method]
     m, t = (model, train_method) if (model, train_method) in pairs else (same_method or pairs)[0]
     return rows.filter((pl.col("model") == m) & (pl.col("train_method") == t))
+
+
+# Where each closed form applies: (dataset filter, training filter, why), read by the notebooks
+# and the report. "labeled only" = trained on n labeled draws of the model's own distribution,
+# no unlabeled pool (rst) and no other data: Schmidt's Thm 11 bounds learners that see n
+# labeled samples and nothing else, so an unlabeled pool voids it.
+LABELED_ONLY = (pl.col("train_method") != "rst") & (pl.col("ds_n_unlabeled").fill_null(0) == 0)
+THEOREMS: dict[str, tuple[pl.Expr, str]] = {
+    "schmidt_thm11": (
+        (pl.col("dataset") == "gaussian") & (pl.col("ds_theta") == "normal")
+        & (pl.col("norm") == "linf") & LABELED_ONLY,
+        "Gaussian model with theta ~ N(0, I), linf, learners trained on the n labeled samples "
+        "alone (not rst / unlabeled pools)",
+    ),
+    "bayes": (
+        (pl.col("dataset") == "gaussian") & pl.col("norm").is_in(["linf", "l2"]) & LABELED_ONLY,
+        "Gaussian model (theta known to the Bayes classifier), linf or l2, rows trained on "
+        "labeled data of the model's distribution alone",
+    ),
+    "mean_estimator": (
+        (pl.col("dataset") == "gaussian") & (pl.col("ds_theta") == "pm1")
+        & (pl.col("model") == "linear") & (pl.col("train_method") == "standard")
+        & (pl.col("norm") == "linf") & LABELED_ONLY,
+        "Gaussian model with theta = +-1, a linear model trained by plain (standard) learning",
+    ),
+    "tsipras": (
+        (pl.col("dataset") == "tsipras") & (pl.col("norm") == "linf"),
+        "the Tsipras et al. data model only (robust feature x_1, weak Gaussian features), linf",
+    ),
+}  # fmt: skip
+
+
+def applicable(rows: pl.DataFrame, theorem: str) -> pl.DataFrame:
+    """The rows where ``theorem`` (a key of THEOREMS) applies."""
+    if rows.is_empty():
+        return rows
+    return rows.filter(THEOREMS[theorem][0])
+
+
+def applicability(rows: pl.DataFrame, theorem: str) -> pl.DataFrame:
+    """Per (dataset, training method, training eps, unlabeled pool): rows, and whether
+    ``theorem`` applies to them; the table each notebook prints next to a bound."""
+    cond, _ = THEOREMS[theorem]
+    if rows.is_empty():
+        return pl.DataFrame()
+    keys = ["dataset", "ds_theta", "model", "train_method", "train_eps", "ds_n_unlabeled", "norm"]
+    return (
+        rows.with_columns(cond.fill_null(False).alias("applies"))
+        .group_by(keys)
+        .agg(pl.len().alias("rows"), pl.col("applies").all())
+        .sort(keys, nulls_last=True)
+    )
+
+
+def without_void_bounds(rows: pl.DataFrame) -> pl.DataFrame:
+    """``any_learner_robust_acc`` and ``bayes_robust_acc`` nulled on rows where Thm 11 or the
+    Bayes limit does not apply (the cells attach them to every gaussian row)."""
+    if rows.is_empty():
+        return rows
+    return rows.with_columns(
+        pl.when(THEOREMS["schmidt_thm11"][0]).then(pl.col("any_learner_robust_acc")),
+        pl.when(THEOREMS["bayes"][0]).then(pl.col("bayes_robust_acc")),
+    )
+
+
+CURVE_KEYS = ["model", "train_method", "train_eps"]
+
+
+def curve_families(rows: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
+    """Rows split by (model, training method, training eps, unlabeled pool): one curve family
+    each, never pooled across them. (label, rows) in a stable order."""
+    if rows.is_empty():
+        return []
+    keys = [*CURVE_KEYS, "ds_n_unlabeled"] if "ds_n_unlabeled" in rows.columns else CURVE_KEYS
+    out = []
+    for vals, sub in rows.group_by(keys, maintain_order=True):
+        model, method, teps = vals[0], vals[1], vals[2]
+        label = f"{model} {method}" + (f"@{teps:g}" if teps is not None else "")
+        if len(vals) > 3 and vals[3]:
+            label += f" (unlabeled={vals[3]})"
+        out.append((label, sub))
+    return sorted(out, key=lambda p: p[0])

@@ -4,7 +4,8 @@ A transition is where an accuracy curve crosses a threshold: the smallest ``n_tr
 robust (or standard) accuracy reaches it, or the ``eps`` at which robust accuracy falls below it.
 Between grid points the crossing is interpolated linearly (in log x for n_train), so the
 estimate moves smoothly with the data. A curve already past the threshold at the first grid
-point gives that point (left-censored, flagged); one that never crosses gives null.
+point is left-censored: the table reports the bound x* <= x_min (``censored``), and the exponent
+fits leave such points out (a bound is not a value); one that never crosses gives null.
 
 Intervals come from a cluster bootstrap: replicate units (seeds by default, or seed x member)
 are resampled with replacement within each group, the pooled curve is recomputed, and the
@@ -103,10 +104,12 @@ def transitions(
         acc = k.sum(0) / np.maximum(n.sum(0), 1)
         x_star, censored = crossing(xs, acc, threshold, direction, lx)
         pick = rng.integers(0, k.shape[0], size=(n_boot, k.shape[0]))
+        vals, cens = np.full(n_boot, np.nan), np.zeros(n_boot, dtype=bool)
         for b in range(n_boot):
             kb, nb = k[pick[b]].sum(0), n[pick[b]].sum(0)
-            boots[g, b] = crossing(xs, kb / np.maximum(nb, 1), threshold, direction, lx)[0]
-        finite = boots[g][np.isfinite(boots[g])]
+            vals[b], cens[b] = crossing(xs, kb / np.maximum(nb, 1), threshold, direction, lx)
+        boots[g] = np.where(cens, np.nan, vals)  # a censored replicate is a bound, not a value
+        finite = vals[np.isfinite(vals)]  # censored replicates sit at x_min: lo may be a bound
         lo, hi = np.quantile(finite, [0.025, 0.975]) if finite.size else (np.nan, np.nan)
         out.append(
             {
@@ -115,7 +118,9 @@ def transitions(
                 "lo": float(lo),
                 "hi": float(hi),
                 "censored": censored,
-                "never": float(np.mean(~np.isfinite(boots[g]))),
+                "bound": f"<= {xs[0]:g}" if censored else None,
+                "censored_share": float(cens.mean()),
+                "never": float(np.mean(~np.isfinite(vals))),
                 "units": int(k.shape[0]),
             }
         )
@@ -132,6 +137,7 @@ class ExponentFit:
     intercept: float
     points: int
     replicates: int
+    censored: int = 0  # points left out of the fit because they are bounds (x* <= x_min)
 
     def as_row(self, **labels: str | float) -> dict[str, str | float | int]:
         return {**labels, **self.__dict__}
@@ -146,26 +152,34 @@ def _slope(lx: np.ndarray, ly: np.ndarray) -> tuple[float, float]:
 
 
 def fit_exponent(
-    xs: Sequence[float], y: Sequence[float | None], boots: np.ndarray | None = None
+    xs: Sequence[float],
+    y: Sequence[float | None],
+    boots: np.ndarray | None = None,
+    censored: Sequence[bool] | None = None,
 ) -> ExponentFit:
-    """Least-squares slope of log y against log x (points with null or non-positive y are
-    dropped); the interval is the 2.5-97.5% range of the slopes fitted to each bootstrap
-    replicate (columns of ``boots``, rows aligned with ``xs``)."""
+    """Least-squares slope of log y against log x (points with null or non-positive y, and
+    ``censored`` points, which are bounds and not values, are dropped); the interval is the
+    2.5-97.5% range of the slopes fitted to each bootstrap replicate (columns of ``boots``,
+    rows aligned with ``xs``; NaN entries are censored or never-crossing replicates)."""
+    cens = np.zeros(len(xs), dtype=bool) if censored is None else np.asarray(censored, bool)
     lx = np.log(np.asarray(xs, dtype=float))
     yv = np.array([np.nan if v is None else v for v in y], dtype=float)
+    yv[cens] = np.nan
     ly = np.log(np.where(yv > 0, yv, np.nan))
     slope, intercept = _slope(lx, ly)
     lo = hi = float("nan")
     reps = 0
-    if boots is not None and boots.size:
+    if boots is not None and boots.size and np.isfinite(slope):
         with np.errstate(divide="ignore", invalid="ignore"):
             lb = np.log(np.where(boots > 0, boots, np.nan))
+        lb[cens] = np.nan
         slopes = np.array([_slope(lx, lb[:, b])[0] for b in range(boots.shape[1])])
         slopes = slopes[np.isfinite(slopes)]
         reps = int(slopes.size)
         if reps:
             lo, hi = (float(v) for v in np.quantile(slopes, [0.025, 0.975]))
-    return ExponentFit(slope, lo, hi, intercept, int(np.isfinite(ly).sum()), reps)
+    points = int(np.isfinite(ly).sum())
+    return ExponentFit(slope, lo, hi, intercept, points, reps, int(cens.sum()))
 
 
 def transition_exponent(
@@ -187,5 +201,7 @@ def transition_exponent(
     table, boots = transitions(
         counts, x, [over], threshold, direction=direction, unit=unit, n_boot=n_boot, seed=seed
     )
-    fit = fit_exponent(table[over].to_list(), table["x_star"].to_list(), boots)
+    fit = fit_exponent(
+        table[over].to_list(), table["x_star"].to_list(), boots, table["censored"].to_list()
+    )
     return table, fit

@@ -15,13 +15,16 @@ import numpy as np
 
 from adv_core import theory
 from adv_core.config import canonical_json
-from adv_core.config.data import GaussianData, SpheresData, TsiprasData
+from adv_core.config.data import BernoulliData, GaussianData, SpheresData, TsiprasData
 from adv_core.results import CellColumns, MetricsRow, Provenance
 from sweeps.rows import RunInfo, full_row
 from sweeps.schema import SCHEMA_VERSION, examples_table, metrics_table
 from sweeps.store import ResultStore
 
-KNOWN_EXPONENT = 0.5  # robust transition n*(d) = 0.3 * d ** KNOWN_EXPONENT
+KNOWN_EXPONENT = 0.5  # robust transition n*(d) = 0.3 * d ** KNOWN_EXPONENT (times a seed effect)
+SEED_SPREAD = (
+    0.25  # log n* of each (seed, d) shifts by SEED_SPREAD * N(0, 1): between-seed variation
+)
 SC_DIMS = (64, 256, 1024, 4096)
 SC_N = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 SEEDS = (0, 1, 2, 3)
@@ -31,10 +34,16 @@ DENSE_DIMS = (16, 64, 256, 1024)
 DENSE_EPS = tuple(float(e) for e in np.round(np.geomspace(0.01, 1.0, 15), 4))
 
 
-def robust_curve(n: float, d: int) -> float:
-    """Logistic in log n around n*(d) = 0.3 d^k (k = KNOWN_EXPONENT)."""
-    n_star = 0.3 * d**KNOWN_EXPONENT
-    return 0.95 / (1.0 + math.exp(-3.0 * math.log(n / n_star)))
+def slope(d: int) -> float:
+    """The logistic's steepness falls with d (3 at d = 64, 2 at d = 4096): the curve's shape
+    changes with d, so a threshold-based exponent depends on the threshold."""
+    return 3.0 - math.log(d / 64) / math.log(64)
+
+
+def robust_curve(n: float, d: int, shift: float = 0.0) -> float:
+    """Logistic in log n around n*(d) = 0.3 d^k exp(shift) (k = KNOWN_EXPONENT)."""
+    n_star = 0.3 * d**KNOWN_EXPONENT * math.exp(shift)
+    return 0.95 / (1.0 + math.exp(-slope(d) * math.log(n / n_star)))
 
 
 def make_row(run: RunInfo, ds: Any, rng: np.random.Generator, **kw: Any) -> dict[str, Any]:
@@ -46,7 +55,7 @@ def make_row(run: RunInfo, ds: Any, rng: np.random.Generator, **kw: Any) -> dict
     seed, member, n_train = kw.get("seed", 0), kw.get("member", -1), kw.get("n_train", 8)
     model = kw.pop("model_name", "linear")
     training = kw.pop("training", {"method": "standard"})
-    cell = f"{ds.name}-{ds.input_dim}-{n_train}-{model}-{training}-{seed}"
+    cell = f"{canonical_json(ds)}-{n_train}-{model}-{training}-{seed}"
     digest = hashlib.sha256(cell.encode()).hexdigest()
     prov = Provenance(
         SCHEMA_VERSION, run.sweep, run.run_id, "test", dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
@@ -70,9 +79,10 @@ def sample_complexity_rows(run: RunInfo, rng: np.random.Generator) -> list[dict[
     rows = []
     for d in SC_DIMS:
         ds = GaussianData(d=d, theta="pm1", sigma_c=1.0)
-        for n in SC_N:
-            for seed in SEEDS:
-                p = robust_curve(n, d)
+        for seed in SEEDS:
+            shift = SEED_SPREAD * float(rng.standard_normal())  # this seed's theta and data
+            for n in SC_N:
+                p = robust_curve(n, d, shift)
                 clean = 0.97 - 0.1 / n
                 for member in (-1, 0, 1):
                     for eps, rp in ((0.0, clean), (0.6, p), (1.0, 0.0)):
@@ -80,15 +90,69 @@ def sample_complexity_rows(run: RunInfo, rng: np.random.Generator) -> list[dict[
                             make_row(run, ds, rng, n_train=n, seed=seed, member=member, eps=eps,
                                      robust_p=rp, clean_p=clean)
                         )  # fmt: skip
-    for d in (64, 256):  # theta ~ N(0, I): Schmidt's bound column
+    rows += schmidt_rows(run, rng) + rst_rows(run, rng) + bernoulli_rows(run, rng)
+    return rows
+
+
+RST = {"method": "rst", "norm": "linf", "eps": 0.6, "n_unlabeled": 4000}
+PGD_AT = {"method": "pgd_at", "norm": "linf", "eps": 0.6}
+
+
+def schmidt_rows(run: RunInfo, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """theta ~ N(0, I), 4 seeds: standard rows below Thm 11's ceiling, and rst rows (an
+    unlabeled pool voids the theorem) far above it."""
+    rows = []
+    for d in (64, 256):
         ds = GaussianData(d=d, theta="normal", sigma_c=1.0)
         sigma = d**0.25
         for n in (1, 4, 16, 64):
             bound = 1.0 - float(theory.schmidt_lower_bound(n, d, sigma, 0.3))
-            rows.append(
-                make_row(run, ds, rng, n_train=n, eps=0.3, robust_p=0.9 * bound, clean_p=0.95,
-                         any_learner_robust_acc=bound)
-            )  # fmt: skip
+            for seed in SEEDS:
+                for training, rp in (({"method": "standard"}, 0.9 * bound), (RST, 0.97)):
+                    rows.append(
+                        make_row(run, ds, rng, n_train=n, seed=seed, eps=0.3, robust_p=rp,
+                                 clean_p=0.97, any_learner_robust_acc=bound, training=training)
+                    )  # fmt: skip
+    return rows
+
+
+def rst_rows(run: RunInfo, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """theta = +-1: pgd_at needs ~4x more labels than rst for the same robust accuracy."""
+    rows = []
+    for d in (64, 256):
+        ds = GaussianData(d=d, theta="pm1", sigma_c=1.0)
+        for training, factor in ((PGD_AT, 1.0), (RST, 0.25)):
+            for seed in SEEDS[:3]:
+                for n in (1, 4, 16, 64):
+                    p = robust_curve(n / factor, d)
+                    for eps, rp in ((0.0, 0.95), (0.6, p)):
+                        rows.append(
+                            make_row(run, ds, rng, n_train=n, seed=seed, eps=eps, robust_p=rp,
+                                     clean_p=0.95, training=training)
+                        )  # fmt: skip
+    return rows
+
+
+BERN_TAU = 0.25
+
+
+def bernoulli_rows(run: RunInfo, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """Bernoulli model (paper's, no box): standard and pgd_at@0.1 linear models; robust
+    accuracy approaches sign(<theta, x>)'s exact value once n passes a d-dependent point."""
+    rows = []
+    for d in (64, 256, 1024):
+        ds = BernoulliData(d=d, tau=BERN_TAU)
+        for training, n0 in (({"method": "standard"}, 0.5), ({"method": "pgd_at", "norm": "linf", "eps": 0.1}, 0.25)):  # fmt: skip
+            for seed in SEEDS:
+                for n in (1, 2, 4, 8, 16, 32):
+                    learn = 1.0 - math.exp(-n / (n0 * d**0.5))
+                    for eps in (0.0, 0.1, 0.2):
+                        best = 1.0 - float(theory.bernoulli_robust_error(BERN_TAU, d, eps))
+                        rows.append(
+                            make_row(run, ds, rng, n_train=n, seed=seed, eps=eps,
+                                     robust_p=best * learn, clean_p=0.5 + 0.5 * learn,
+                                     training=training)
+                        )  # fmt: skip
     return rows
 
 
