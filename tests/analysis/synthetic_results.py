@@ -106,11 +106,13 @@ def schmidt_rows(run: RunInfo, rng: np.random.Generator) -> list[dict[str, Any]]
         ds = GaussianData(d=d, theta="normal", sigma_c=1.0)
         sigma = d**0.25
         for n in (1, 4, 16, 64):
-            bound = 1.0 - float(theory.schmidt_lower_bound(n, d, sigma, 0.3))
+            bound = 1.0 - float(
+                theory.schmidt_lower_bound(n, d, sigma, 1.0)
+            )  # non-trivial at eps 1
             for seed in SEEDS:
                 for training, rp in (({"method": "standard"}, 0.9 * bound), (RST, 0.97)):
                     rows.append(
-                        make_row(run, ds, rng, n_train=n, seed=seed, eps=0.3, robust_p=rp,
+                        make_row(run, ds, rng, n_train=n, seed=seed, eps=1.0, robust_p=rp,
                                  clean_p=0.97, any_learner_robust_acc=bound, training=training)
                     )  # fmt: skip
     return rows

@@ -43,7 +43,7 @@ def test_hull_fraction_vanishes_with_d() -> None:
 
 
 def test_pooled_counts_and_intervals(frame: pl.DataFrame) -> None:
-    rows = claims.family(frame, "gaussian", ds_theta="pm1")
+    rows = claims.family(frame, "gaussian", ds_theta="pm1", train_method="standard")
     curves = accuracy_vs(rows, "n_train", by=["d", "eps"])
     assert curves.height == len(SC_DIMS) * len(SC_N) * 3
     one = curves.filter((pl.col("d") == 64) & (pl.col("n_train") == 4) & (pl.col("eps") == 0.6))
@@ -54,6 +54,12 @@ def test_pooled_counts_and_intervals(frame: pl.DataFrame) -> None:
     assert (curves["robust_acc_lo"] <= curves["robust_acc"] + tol).all()
     assert (curves["robust_acc"] <= curves["robust_acc_hi"] + tol).all()
     assert (curves["clean_acc_lo"] <= curves["clean_acc"] + tol).all()
+    # seed level: 4 seeds, an interval that holds the Wilson one
+    assert (curves["seeds"] == len(SEEDS)).all() and curves[
+        "seed_note"
+    ].null_count() == curves.height
+    assert (curves["robust_acc_seed_lo"] <= curves["robust_acc_lo"] + tol).all()
+    assert (curves["robust_acc_seed_hi"] >= curves["robust_acc_hi"] - tol).all()
 
 
 def test_upper_envelope_takes_the_best_configuration() -> None:
@@ -81,13 +87,31 @@ def test_dataset_params_from_config(frame: pl.DataFrame) -> None:
     assert (ts["d"] == ts["ds_d"] + 1).all() and ts["ds_p"].unique().to_list() == [0.9]
 
 
-def test_schmidt_bound_and_bayes_checks(frame: pl.DataFrame) -> None:
-    normal = pooled(claims.family(frame, "gaussian", ds_theta="normal"), ["d", "n_train", "eps"])
-    assert (
-        normal.height == 8 and claims.bound_violations(normal, "any_learner_robust_acc").is_empty()
-    )
-    above = normal.with_columns((pl.col("robust_acc_lo") - 0.01).alias("ceiling"))
+def test_schmidt_bound_only_where_it_applies(frame: pl.DataFrame) -> None:
+    rows = claims.family(frame, "gaussian", ds_theta="normal")
+    keys = ["train_method", "d", "n_train", "eps"]
+    every = pooled(rows, keys)  # rst (an unlabeled pool) sits far above the ceiling
+    assert set(claims.bound_violations(every, "any_learner_robust_acc")["train_method"]) == {"rst"}
+    normal = pooled(claims.applicable(rows, "schmidt_thm11"), keys)
+    assert normal["train_method"].unique().to_list() == ["standard"] and normal.height == 8
+    chk = claims.bound_check(normal, "any_learner_robust_acc")
+    assert chk["bound_verdict"].to_list() == ["consistent"] * 8
+    above = normal.with_columns((pl.col("robust_acc_seed_lo") - 0.01).alias("ceiling"))
     assert claims.bound_violations(above, "ceiling").height == normal.height
+    voided = claims.without_void_bounds(rows)
+    rst = voided.filter(pl.col("train_method") == "rst")
+    assert rst["any_learner_robust_acc"].null_count() == rst.height > 0
+    table = claims.applicability(rows, "schmidt_thm11")
+    assert dict(zip(table["train_method"], table["applies"], strict=True)) == {
+        "rst": False,
+        "standard": True,
+    }
+
+
+def test_curve_families_never_pool_training_eps(frame: pl.DataFrame) -> None:
+    bern = claims.family(frame, "bernoulli")
+    labels = [label for label, _ in claims.curve_families(bern)]
+    assert labels == ["linear pgd_at@0.1", "linear standard"]
 
 
 def test_nightly_notebook_and_command_agree_on_every_group(synthetic_results: Path) -> None:
