@@ -85,6 +85,12 @@ def nightly(
     )
     for g in rep["regressions"]:
         out.print(f"[red]regression[/red] {g['label']}: {g['diff']:+.3f}", highlight=False)
+    for g in rep["drift_regressions"]:
+        out.print(
+            f"[red]drift[/red] {g['label']}: {g['diff']:+.3f} since {g['began']} "
+            f"(over {len(rep['nights'])} nightly runs)",
+            highlight=False,
+        )
     for p in res.paths:
         out.print(f"report: {p}")
     raise typer.Exit(res.exit_code)

@@ -93,3 +93,4 @@ def test_nightly_cli_names_the_drifting_group_and_the_night(night: Path) -> None
     md = (reports / "nightly-20261129.md").read_text()
     assert "## Drifts over the nightly history" in md and bad["label"] in md
     assert bad["began"] in md.split("## Drifts over the nightly history")[1]
+    assert f"drift {bad['label']}" in res.output and bad["began"] in res.output
