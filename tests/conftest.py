@@ -7,10 +7,13 @@ import atexit
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests import specs
 
 # Set before anything imports ray: a private HOME with an empty bootstrap config stops Ray
 # probing cloud metadata addresses; the rest keep the cluster on loopback and silent.
@@ -75,28 +78,20 @@ def _ray_cluster_up(request: pytest.FixtureRequest) -> None:
         _SESSION.ensure()
 
 
-TINY_SPEC = """
-name: {name}
-seeds: [0, 1]
-datasets:
-  - {{name: gaussian, d: [8, 32], sigma_c: 1.0}}
-n_train: [4, 16]
-n_eval: 200
-models:
-  - {{name: linear}}
-training:
-  - {{method: standard, epochs: 5, batch_size: 16}}
-ensemble_size: 2
-attacks:
-  - {{name: fgsm, norm: linf, eps: [0.0, 0.1, 0.3]}}
-  - {{name: exact, norm: linf, eps: [0.0, 0.1, 0.3]}}
-resources: {{cpus_per_worker: 1, max_retries: 1}}
-"""
+@pytest.fixture
+def make_spec(tmp_path: Path) -> Callable[..., Path]:
+    """Write the tiny spec (tests/specs.py), with top-level fields replaced, to a YAML file
+    under tmp_path: ``make_spec(name="kill", seeds=[0, 1, 2])``."""
+
+    def make(**fields: Any) -> Path:
+        p = tmp_path / f"{fields.get('name', 'tiny')}.yaml"
+        p.write_text(specs.tiny_spec(**fields))
+        return p
+
+    return make
 
 
 @pytest.fixture
-def tiny_spec(tmp_path: Path) -> Path:
-    """An 8-cell gaussian spec that runs in a few seconds."""
-    p = tmp_path / "tiny.yaml"
-    p.write_text(TINY_SPEC.format(name="tiny"))
-    return p
+def tiny_spec(make_spec: Callable[..., Path]) -> Path:
+    """The 8-cell tiny spec as a file."""
+    return make_spec()

@@ -11,16 +11,18 @@ from pydantic import TypeAdapter
 from adv_core.config import Cell, canonical_json, content_hash
 from sweeps.plan import plan
 from sweeps.spec import SpecError, loads_spec
+from tests.specs import tiny_spec
 
-SPEC = """
-name: h
-seeds: [0, 1]
-datasets: [{name: gaussian, d: 8}]
-n_train: [4]
-n_eval: 10
-models: [{name: linear}]
-attacks: [{name: fgsm, eps: [0.1, 0.0]}]
-"""
+SPEC = tiny_spec(
+    name="h",
+    datasets=[{"name": "gaussian", "d": 8}],
+    n_train=[4],
+    n_eval=10,
+    training=None,
+    ensemble_size=None,
+    attacks=[{"name": "fgsm", "eps": [0.1, 0.0]}],
+    resources=None,
+)
 
 
 def test_canonical_json_is_order_and_float_stable() -> None:

@@ -15,18 +15,18 @@ from sweeps.rows import RunInfo
 from sweeps.schema import METRICS_COLUMNS, SchemaError, metrics_table
 from sweeps.spec import loads_spec
 from sweeps.store import ResultStore
+from tests.specs import tiny_spec
 
-SPEC = """
-name: store
-seeds: [0]
-datasets: [{name: gaussian, d: 8}]
-n_train: [8, 16]
-n_eval: 50
-models: [{name: linear}]
-training: [{method: standard, epochs: 2}]
-ensemble_size: 2
-attacks: [{name: fgsm, eps: [0.0, 0.1]}]
-"""
+SPEC = tiny_spec(
+    name="store",
+    seeds=[0],
+    datasets=[{"name": "gaussian", "d": 8}],
+    n_train=[8, 16],
+    n_eval=50,
+    training=[{"method": "standard", "epochs": 2}],
+    attacks=[{"name": "fgsm", "eps": [0.0, 0.1]}],
+    resources=None,
+)
 
 
 @pytest.fixture

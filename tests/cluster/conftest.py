@@ -3,6 +3,7 @@ scheduler without Ray, and a real results store for runs on Ray."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,31 +16,13 @@ from sweeps.rows import RunInfo
 from sweeps.sink import RunSink
 from sweeps.spec import load_spec
 from sweeps.store import ResultStore
-
-# 8 quick cells (2 seeds x 2 d x 2 n_train); one white-box attack keeps them fast.
-CLUSTER_SPEC = """
-name: tiny
-seeds: [0, 1]
-datasets:
-  - {name: gaussian, d: [8, 32], sigma_c: 1.0}
-n_train: [4, 16]
-n_eval: 200
-models:
-  - {name: linear}
-training:
-  - {method: standard, epochs: 5, batch_size: 16}
-ensemble_size: 2
-attacks:
-  - {name: fgsm, norm: linf, eps: [0.0, 0.1, 0.3]}
-resources: {cpus_per_worker: 1, max_retries: 1}
-"""
+from tests.specs import FGSM
 
 
 @pytest.fixture
-def cluster_spec(tmp_path: Path) -> Path:
-    p = tmp_path / "tiny.yaml"
-    p.write_text(CLUSTER_SPEC)
-    return p
+def cluster_spec(make_spec: Callable[..., Path]) -> Path:
+    """The tiny spec with one white-box attack (fgsm), which keeps its 8 cells fast."""
+    return make_spec(attacks=[FGSM])
 
 
 @pytest.fixture

@@ -18,37 +18,39 @@ from typing import Any
 import polars as pl
 import psutil
 import pyarrow.parquet as pq
+import yaml
 
 from adv_core.config import Cell
 from adv_core.evaluate import rows_per_target
 from analysis import load
 from sweeps.plan import plan
 from sweeps.spec import SweepSpec, loads_spec
+from tests.specs import tiny_spec
 
 KEY = ["cell_hash", "member", "attack", "norm", "eps"]
 RECORD_ENV = "SWEEPS_RELIABILITY_OUT"
 
+
 # 12 cells of about half a second each on one CPU: long enough to be killed mid-cell.
-FAULT_SPEC = """
-name: {name}
-seeds: {seeds}
-datasets: [{{name: gaussian, d: [16, 64]}}]
-n_train: [64, 128]
-n_eval: 200
-models: [{{name: mlp, width: 32, depth: 1}}]
-training: {training}
-attacks: [{{name: fgsm, norm: linf, eps: [0.0, 0.1, 0.2]}}]
-resources: {resources}
-"""
-
-
 def fault_spec_text(
     name: str,
     seeds: str = "[0, 1, 2]",
     training: str = "[{method: standard, epochs: 30, batch_size: 16}]",
     resources: str = "{cpus_per_worker: 1, max_retries: 4}",
 ) -> str:
-    return FAULT_SPEC.format(name=name, seeds=seeds, training=training, resources=resources)
+    """The tiny spec (tests/specs.py) made slower: an MLP on more points (the arguments are
+    YAML)."""
+    return tiny_spec(
+        name=name,
+        seeds=yaml.safe_load(seeds),
+        datasets=[{"name": "gaussian", "d": [16, 64]}],
+        n_train=[64, 128],
+        models=[{"name": "mlp", "width": 32, "depth": 1}],
+        training=yaml.safe_load(training),
+        ensemble_size=None,
+        attacks=[{"name": "fgsm", "norm": "linf", "eps": [0.0, 0.1, 0.2]}],
+        resources=yaml.safe_load(resources),
+    )
 
 
 def fault_spec(name: str, **kwargs: str) -> SweepSpec:

@@ -7,6 +7,9 @@ A fault spec joins faults with ``;``; an empty hash prefix matches every cell:
 - ``exit:<hash-prefix>:<marker-file>`` kills the worker process once, mid-cell (the marker
   file remembers that it happened, so the retry succeeds);
 - ``sleep:<hash-prefix>:<seconds>`` makes the cell take that much longer;
+- ``gate:<n>:<folder>`` lets the first ``n`` cells started (over all workers) through; each
+  later one waits, mid-cell, until ``<folder>/open`` exists (``open_gate``). Cell k takes the
+  slot file ``<folder>/slot-<k>``, so a test can wait for "k cells are running" (``started``);
 - ``init`` makes the worker fail while starting.
 """
 
@@ -18,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 HOOK_FILE = Path(__file__).resolve()
+GATE_POLL_S = 0.02
+GATE_MAX_S = 600.0  # a gate nobody opens lets its cells go after this (no worker hangs forever)
 HOOK_ENV = "SWEEPS_WORKER_HOOK"  # cluster.worker.HOOK_ENV (not imported: this file loads alone)
 
 
@@ -32,6 +37,30 @@ def env(spec: str) -> dict[str, str]:
     return {HOOK_ENV: hook(spec)}
 
 
+def started(folder: Path) -> int:
+    """How many cells have entered a ``gate`` (running or waiting at it)."""
+    return len(list(folder.glob("slot-*")))
+
+
+def open_gate(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "open").touch()
+
+
+def _pass_gate(n: int, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    k = 0
+    while True:  # take the next free slot atomically (O_EXCL), whichever worker asks
+        try:
+            os.close(os.open(folder / f"slot-{k}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            break
+        except FileExistsError:
+            k += 1
+    deadline = time.monotonic() + GATE_MAX_S
+    while k >= n and not (folder / "open").exists() and time.monotonic() < deadline:
+        time.sleep(GATE_POLL_S)
+
+
 class Faults:
     """The plug-in: parses the spec once; ``before_cell`` runs before every cell."""
 
@@ -42,7 +71,7 @@ class Faults:
 
     def before_cell(self, cell: Any) -> None:
         for kind, prefix, arg, *_ in self.parts:
-            if not cell.cell_hash.startswith(prefix):
+            if kind != "gate" and not cell.cell_hash.startswith(prefix):
                 continue
             if kind == "raise":
                 raise RuntimeError(f"injected failure for cell {cell.cell_hash}")
@@ -52,6 +81,8 @@ class Faults:
                 os._exit(17)
             if kind == "sleep":
                 time.sleep(float(arg or 3600))
+            if kind == "gate":
+                _pass_gate(int(prefix), Path(arg))
 
 
 def make_hook(spec: str) -> Faults:

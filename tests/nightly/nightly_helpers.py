@@ -10,19 +10,16 @@ from typing import Any
 from adv_core.stats import wilson
 from sweeps.schema import metrics_table
 from sweeps.store import METRICS, ResultStore
+from tests.specs import tiny_spec
 
-SPEC = """
-name: nightly
-seeds: [0, 1]
-datasets: [{name: gaussian, d: 8}]
-n_train: [8, 16]
-n_eval: 200
-models: [{name: linear}]
-training: [{method: standard, epochs: 3}]
-ensemble_size: 2
-attacks: [{name: fgsm, eps: [0.0, 0.1]}]
-resources: {max_retries: 0}
-"""
+SPEC = tiny_spec(
+    name="nightly",
+    datasets=[{"name": "gaussian", "d": 8}],
+    n_train=[8, 16],
+    training=[{"method": "standard", "epochs": 3}],
+    attacks=[{"name": "fgsm", "eps": [0.0, 0.1]}],
+    resources={"max_retries": 0},
+)
 FIRST = "2026-11-20"
 
 

@@ -5,19 +5,17 @@ from __future__ import annotations
 from adv_core.config import Cell
 from sweeps.rows import RunInfo
 from sweeps.store import ResultStore
+from tests.specs import tiny_spec
 
-SPEC = """
-name: st
-seeds: [0, 1]
-datasets: [{name: gaussian, d: 8}]
-n_train: [8, 16]
-n_eval: 60
-models: [{name: linear}]
-training: [{method: standard, epochs: 2}]
-ensemble_size: 2
-attacks: [{name: fgsm, eps: [0.0, 0.1]}]
-resources: {max_retries: 0}
-"""
+SPEC = tiny_spec(
+    name="st",
+    datasets=[{"name": "gaussian", "d": 8}],
+    n_train=[8, 16],
+    n_eval=60,
+    training=[{"method": "standard", "epochs": 2}],
+    attacks=[{"name": "fgsm", "eps": [0.0, 0.1]}],
+    resources={"max_retries": 0},
+)
 RUN = RunInfo("st", "20240101", "test")  # a run id that looks like a number on purpose
 
 

@@ -19,6 +19,7 @@ from analysis import load
 from sweeps.lock import LeaseLock, LockHeld
 from sweeps.store import METRICS, ResultStore
 from tests.fault import inject
+from tests.waiting import wait_until
 
 KEY = ["cell_hash", "member", "attack", "eps"]
 
@@ -107,9 +108,9 @@ def test_held_lease_is_renewed(tmp_path: Path) -> None:
     lock = LeaseLock(pafs.LocalFileSystem(), str(path), ttl_s=0.6)
     lock.acquire(wait=False)
     first = json.loads(path.read_text())["expires"]
-    time.sleep(0.9)
-    try:
-        assert json.loads(path.read_text())["expires"] > first
+    try:  # the holder renews well before its 0.6 s lease runs out; others still see it held
+        wait_until(lambda: json.loads(path.read_text())["expires"] > first, 30, "a renewal")
+        wait_until(lambda: time.time() > first, 30, "the first lease's expiry")
         assert not LeaseLock(pafs.LocalFileSystem(), str(path)).try_acquire()
     finally:
         lock.release()
