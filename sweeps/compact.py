@@ -50,6 +50,7 @@ PART_ROWS = 2_000_000  # parts merged at the end of a run stop growing at about 
 BATCH_CELLS = 1000  # a background pass as soon as this many finished cells are loose
 MIN_CELLS = 64  # ... or this many, once INTERVAL_S passed since the last pass
 INTERVAL_S = 30.0
+MODEL_TMP_AGE_S = 3600.0  # a checkpoint temporary this old has no live writer
 POLL_S = 2.0  # how often the background thread lists the partition (one request)
 
 
@@ -236,7 +237,26 @@ def compact(
     for s in [sweep] if sweep else store.sweeps():
         for r in [run_id] if run_id else store.runs(s):
             out.append(compact_run(store, s, r))
+    if sweep is None:
+        clean_model_temporaries(store)
     return out
+
+
+def clean_model_temporaries(store: ResultStore, older_than_s: float = MODEL_TMP_AGE_S) -> int:
+    """Delete checkpoint temporaries (``models/**/.tmp-*``) older than ``older_than_s``: the
+    model store is shared by every run, so a younger one may belong to a writer still running.
+    Lists the whole model store: ``sweeps compact`` does it, runs do not."""
+    now = time.time()
+    old = [
+        i.path
+        for i in layout.list_infos(store.fs, store.path(layout.MODELS), recursive=True)
+        if layout.is_temporary(i.path)
+        and i.mtime is not None
+        and now - i.mtime.timestamp() > older_than_s
+    ]
+    for p in old:
+        store.delete(p)
+    return len(old)
 
 
 class BackgroundCompactor:

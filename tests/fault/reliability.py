@@ -41,6 +41,7 @@ def table(entries: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+S3_TEST = "tests/store/test_store_s3_faults.py"
 NODE_TEST = "tests/cluster/test_cluster_faults.py::test_node_removed_mid_sweep_loses_nothing"
 NODE_LINE = re.compile(
     r"node killed -> loss noticed ([\d.]+) s, its cell done elsewhere ([\d.]+) s"
@@ -64,7 +65,7 @@ def run_suite(path: Path) -> int:
     env = {**os.environ, "SWEEPS_RELIABILITY_OUT": str(path)}
     cmd = [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider"]
     proc = subprocess.run(
-        [*cmd, "tests/fault", NODE_TEST], cwd=ROOT, env=env, capture_output=True, text=True
+        [*cmd, "tests/fault", S3_TEST, NODE_TEST], cwd=ROOT, env=env, capture_output=True, text=True
     )
     sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
     node = node_entry(proc.stdout)

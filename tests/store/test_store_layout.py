@@ -87,3 +87,24 @@ def test_a_lagging_or_stale_index_never_claims_missing_rows(
     index.write_text("{not json")  # an unreadable index is ignored with a warning
     with pytest.warns(UserWarning, match="unreadable index"):
         assert filled.cell_status(RUN.sweep, RUN.run_id)[0] == done
+
+
+def test_compact_removes_old_checkpoint_temporaries_only(tmp_path: Path) -> None:
+    """A worker killed while saving a checkpoint leaves a temporary in the shared model store;
+    ``sweeps compact`` deletes it once it is old enough to have no live writer."""
+    import os
+    import time
+
+    from sweeps.compact import MODEL_TMP_AGE_S, compact
+
+    store = ResultStore(str(tmp_path / "res"))
+    final = layout.model_file(store.base, "ab" + "0" * 62)
+    old, young = (Path(layout.tmp_name(final, u)) for u in ("old", "young"))
+    old.parent.mkdir(parents=True)
+    for p in (old, young):
+        p.write_bytes(b"half a checkpoint")
+    stamp = time.time() - MODEL_TMP_AGE_S - 60
+    os.utime(old, (stamp, stamp))
+    assert store.load_model("ab" + "0" * 62) is None  # never read as a checkpoint
+    compact(store.root)
+    assert not old.exists() and young.exists()
