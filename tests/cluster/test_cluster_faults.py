@@ -3,7 +3,7 @@ worker node, 1 CPU each; health checks every second, so a dead node is noticed i
 
 A worker process killed mid-cell, a cell that keeps failing, a node removed mid-sweep: every
 cell ends up in the results exactly once. (The driver killed mid-sweep is covered by
-tests/test_sweep_e2e.py.)"""
+tests/cluster/test_cluster_e2e.py.)"""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from adv_core.config import Cell
 from cluster.pool import RayBackend
 from cluster.scheduler import CellState, Summary, run_cells
 from sweeps.cli import app
-from tests.fault.inject import HOOK_ENV, hook
+from tests.fault.inject import HOOK_ENV, hook, open_gate, started
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 MB = 1024 * 1024
@@ -110,9 +111,14 @@ def test_cell_that_keeps_failing_becomes_failed_rows_and_exit_1(
 
 
 def test_node_removed_mid_sweep_loses_nothing(
-    multinode: Any, run_sink: Any, tiny_cells: list[Cell], monkeypatch: pytest.MonkeyPatch
+    multinode: Any,
+    run_sink: Any,
+    tiny_cells: list[Cell],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(HOOK_ENV, hook("sleep::1.0"))
+    gate = tmp_path / "gate"
+    monkeypatch.setenv(HOOK_ENV, hook(f"gate:0:{gate}"))  # every cell waits for the gate
     backend = RayBackend(run_sink, 2, cpus_per_worker=1)  # one actor on each node
     nodes = {i["node"].split("/")[-1] for i in backend.worker_info()}
     victim = next(n for n in multinode.worker_nodes if n.node_id[:8] in nodes)
@@ -120,11 +126,13 @@ def test_node_removed_mid_sweep_loses_nothing(
     start = time.perf_counter()
     driver = threading.Thread(target=lambda: out.append(run_cells(tiny_cells, run_sink, backend)))
     driver.start()
-    time.sleep(0.5)  # every actor is mid-cell (cells last >= 1 s)
+    wait_until(lambda: started(gate) == 2, 120, "both actors mid-cell")
     killed_at = time.perf_counter()
     multinode.remove_node(victim, allow_graceful=False)
-    driver.join(timeout=120)
+    open_gate(gate)
+    driver.join(timeout=300)
     backend.shutdown()
+    assert not driver.is_alive(), "the sweep did not finish"
     summary = out[0]
     lost = [h for h, w in summary.workers.items() if "lost" in w]
     assert len(lost) == 1 and summary.attempts[lost[0]] == 2
@@ -135,5 +143,4 @@ def test_node_removed_mid_sweep_loses_nothing(
     print(
         f"\nnode killed -> loss noticed {noticed_s:.2f} s, its cell done elsewhere {recovery_s:.2f} s"
     )
-    assert 0 < noticed_s < recovery_s
-    assert 1.0 < recovery_s < 60
+    assert 0 < noticed_s < recovery_s  # killed, then noticed, then done elsewhere

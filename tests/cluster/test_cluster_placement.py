@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,8 @@ from cluster.scheduler import CellState, run_cells
 from sweeps.cli import app
 from sweeps.runner import run_sweep
 from sweeps.spec import load_spec
-from tests.fault.inject import HOOK_ENV, hook
+from tests.fault.inject import HOOK_ENV, hook, open_gate
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,8 @@ def test_status_while_a_sweep_runs(
 ) -> None:
     """Dynamic scheduling on 2 actors runs each cell once; ``sweeps status`` reads the manifest
     and the done-markers while the driver works."""
-    monkeypatch.setenv(HOOK_ENV, hook("sleep::0.2"))
+    gate = tmp_path / "gate"
+    monkeypatch.setenv(HOOK_ENV, hook(f"gate:4:{gate}"))  # cells 5-8 wait until we have looked
     results = str(tmp_path / "results")
     outcome: list[Any] = []
     worker = threading.Thread(
@@ -60,14 +61,20 @@ def test_status_while_a_sweep_runs(
     )
     worker.start()
     seen: list[tuple[str, int]] = []
-    while worker.is_alive():
+
+    def mid_sweep() -> bool:
         res = CliRunner().invoke(app, ["status", "--results", results, "--json"])
         assert res.exit_code == 0, res.output
         runs = json.loads(res.output)["runs"]
         if runs:
             seen.append((runs[0]["state"], runs[0]["done"]))
-        time.sleep(0.2)
-    worker.join()
+        return not worker.is_alive() or any(st == "running" and 0 < d < 8 for st, d in seen)
+
+    try:
+        wait_until(mid_sweep, 180, "`sweeps status` showing the run mid-sweep", interval_s=0.2)
+    finally:
+        open_gate(gate)
+    worker.join(timeout=300)
     assert outcome and outcome[0].exit_code == 0
     summary = outcome[0].summary
     assert summary.count(CellState.DONE) == 8 and summary.max_in_flight == 2

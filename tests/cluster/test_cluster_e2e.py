@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 
 from analysis import load
 from sweeps.cli import app
+from tests.fault import inject
+from tests.waiting import wait_until
 
 KEY = ["cell_hash", "member", "attack", "norm", "eps"]
 
@@ -51,54 +53,37 @@ def test_run_twice_runs_every_cell_once(ray_cluster: dict, tiny_spec: Path, tmp_
 
 
 @pytest.mark.slow
-def test_driver_killed_mid_sweep_then_resumed(ray_cluster: dict, tmp_path: Path) -> None:
-    spec = tmp_path / "kill.yaml"
-    spec.write_text(
-        "name: kill\nseeds: [0, 1, 2]\ndatasets: [{name: gaussian, d: [8, 16, 32, 64]}]\nn_train: [16]\n"
-        "n_eval: 300\nmodels: [{name: mlp, width: 32}]\ntraining: [{method: standard, epochs: 40, batch_size: 8}]\n"
-        "attacks: [{name: pgd, eps: [0.0, 0.1, 0.2], steps: 20}]\n"
-    )
-    results = tmp_path / "results"
-    env = {**os.environ, "RAY_ADDRESS": ray_cluster["address"]}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sweeps",
-            "run",
-            str(spec),
-            "--results",
-            str(results),
-            "--run-id",
-            "k",
-            "--workers",
-            "1",
-            "--quiet",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+def test_driver_killed_mid_sweep_then_resumed(
+    ray_cluster: dict, make_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The driver is SIGKILLed while its one worker holds the third cell (two are done): the
+    re-run finds exactly those two done and runs the other ten, each once."""
+    spec = make_spec(name="kill", seeds=[0, 1, 2], datasets=[{"name": "gaussian", "d": [8, 16]}])
+    results, gate = tmp_path / "results", tmp_path / "gate"
+    env = {**os.environ, "RAY_ADDRESS": ray_cluster["address"], **inject.env(f"gate:2:{gate}")}
+    cmd = [sys.executable, "-m", "sweeps", "run", str(spec), "--results", str(results)]
+    cmd += ["--run-id", "k", "--workers", "1", "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     metrics = results / "metrics" / "sweep=kill" / "run=k"
-    deadline = time.monotonic() + 120
-    while (
-        time.monotonic() < deadline
-        and len(list(metrics.glob("*.parquet"))) < 2
-        and proc.poll() is None
-    ):
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done_before = len(list(metrics.glob("*.parquet")))
-    assert 2 <= done_before < 12, "the driver must die mid-sweep"
+    try:  # two cells written, the third one started and held at the gate
+        wait_until(
+            lambda: (
+                proc.poll() is not None
+                or (len(list(metrics.glob("*.parquet"))) == 2 and inject.started(gate) == 3)
+            ),
+            180,
+            "two cells done and the third running",
+        )
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stdout.read() if proc.stdout else ""
+    assert len(list(metrics.glob("*.parquet"))) == 2
     res = CliRunner().invoke(
         app, ["run", str(spec), "--results", str(results), "--run-id", "k", "--quiet"]
     )
     assert res.exit_code == 0, res.output
-    assert (
-        f"{done_before} already done" in res.output
-        or f"{done_before + 1} already done" in res.output
-    )
+    assert "12 cells, 2 already done, 10 run now" in res.output
     df = _rows(results)
     assert df["cell_hash"].n_unique() == 12
     assert df.select(KEY).is_duplicated().sum() == 0

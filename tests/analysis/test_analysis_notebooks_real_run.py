@@ -29,14 +29,14 @@ def test_overview_notebook_executes_and_renders(
     assert "Traceback" not in html
     # the PNG copies land next to the report, not in the kernel's working folder
     assert len(list((tmp_path / "report_figures").glob("*.png"))) == 2
-    notebooks = Path(__file__).resolve().parent.parent / "analysis" / "notebooks"
+    notebooks = Path(__file__).resolve().parents[2] / "analysis" / "notebooks"
     assert sorted(p.suffix for p in notebooks.iterdir()) == [".ipynb"] * len(
         list(notebooks.iterdir())
     )
 
 
 def test_notebooks_are_committed_without_outputs() -> None:
-    for nb_path in (Path(__file__).resolve().parent.parent / "analysis" / "notebooks").glob(
+    for nb_path in (Path(__file__).resolve().parents[2] / "analysis" / "notebooks").glob(
         "*.ipynb"
     ):
         nb = nbformat.read(nb_path, as_version=4)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from sweeps.cli import app
 from sweeps.spec import SpecError, load_spec, loads_spec
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GOOD = """
 name: ok
 seeds: [0]
