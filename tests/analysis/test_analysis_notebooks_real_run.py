@@ -36,8 +36,6 @@ def test_overview_notebook_executes_and_renders(
 
 
 def test_notebooks_are_committed_without_outputs() -> None:
-    for nb_path in (Path(__file__).resolve().parents[2] / "analysis" / "notebooks").glob(
-        "*.ipynb"
-    ):
+    for nb_path in (Path(__file__).resolve().parents[2] / "analysis" / "notebooks").glob("*.ipynb"):
         nb = nbformat.read(nb_path, as_version=4)
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), nb_path
