@@ -340,6 +340,27 @@ class L1(Norm):
     def vertex(self, n: int) -> float:
         return 1.0 / n
 
+    def min_linear_dist(
+        self, a: torch.Tensor, room: torch.Tensor, m: torch.Tensor, iters: int = 60
+    ) -> torch.Tensor:
+        """Exact, one sort: spend on coordinates by decreasing a (the knapsack order of
+        ``fill``); the distance is the rooms used before the coordinate that reaches m plus
+        the part of it needed (inf where the whole box falls short)."""
+        if not bool(torch.isfinite(room).any()):
+            return self.dual_norm_free_bound(a, m)
+        order = a.argsort(dim=-1, descending=True)
+        a_s = a.gather(-1, order)
+        r_s = room.gather(-1, order).masked_fill(a_s == 0, 0.0)
+        gain = (a_s * r_s).cumsum(dim=-1)  # decrease reached after using k coordinates fully
+        used = r_s.cumsum(dim=-1)
+        k = (gain < m[..., None]).sum(dim=-1, keepdim=True)  # the coordinate that reaches m
+        kc = k.clamp_max(a.shape[-1] - 1)
+        gain_before = (gain.gather(-1, kc) - (a_s * r_s).gather(-1, kc))[..., 0]
+        used_before = (used.gather(-1, kc) - r_s.gather(-1, kc))[..., 0]
+        part = (m - gain_before) / a_s.gather(-1, kc)[..., 0].clamp_min(_TINY)
+        dist = torch.where(m <= 0, torch.zeros_like(m), used_before + part)
+        return torch.where(k[..., 0] < a.shape[-1], dist, torch.full_like(m, _INF))
+
     def random_init(
         self,
         shape: torch.Size,

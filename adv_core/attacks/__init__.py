@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from adv_core.attacks.apgd import Apgd
+from adv_core.attacks.autoattack import AutoAttack, component_configs
 from adv_core.attacks.base import (
     Attack,
     AttackResult,
@@ -23,12 +24,15 @@ from adv_core.attacks.base import (
 )
 from adv_core.attacks.cw import Cw
 from adv_core.attacks.exact import Exact
+from adv_core.attacks.fab import Fab
+from adv_core.attacks.fmn import Fmn
 from adv_core.attacks.fooling import Fooling
 from adv_core.attacks.gradient import Bpda, EotPgd, Fgsm, Pgd
 from adv_core.attacks.min_norm import MinNorm
 from adv_core.attacks.sparse import Sparse
 from adv_core.attacks.square import Square
 from adv_core.attacks.transfer import Transfer
+from adv_core.config.attacks import ApgdAttack, SparseAttack
 from adv_core.registry import Registry
 
 Factory = Callable[[Any], Attack]
@@ -55,6 +59,26 @@ def _transfer(cfg: Any) -> Attack:
     return Transfer(cfg, build(cfg.base))
 
 
+def confirm_attack(cfg: Any) -> Attack | None:
+    """A minimum-norm attack's ``confirm``: None, the default (APGD-CE then APGD-T with 9
+    targets; the sparse attack for l0) or the fixed-eps attack configured."""
+    if cfg.confirm is False:
+        return None
+    if cfg.confirm is True:
+        if cfg.norm == "l0":
+            return Sparse(SparseAttack())
+        return Apgd(ApgdAttack(norm=cfg.norm, loss="auto", n_targets=9))
+    return build(cfg.confirm)
+
+
+def _autoattack(cfg: Any) -> Attack:
+    return AutoAttack(cfg, [(name, build(c)) for name, c in component_configs(cfg)])
+
+
+def _minimum_norm(cls: type[MinimumNorm]) -> Factory:
+    return lambda cfg: cls(cfg, confirm_attack(cfg))
+
+
 for _name, _factory in {
     "fgsm": Fgsm,
     "fgm": Fgsm,
@@ -69,6 +93,9 @@ for _name, _factory in {
     "transfer": _transfer,
     "min_norm": _min_norm,
     "fooling": Fooling,
+    "fab": _minimum_norm(Fab),
+    "fmn": _minimum_norm(Fmn),
+    "autoattack": _autoattack,
 }.items():
     register(_name, _factory)
 
@@ -76,11 +103,14 @@ __all__ = [
     "REGISTRY",
     "Apgd",
     "Attack",
+    "AutoAttack",
     "AttackResult",
     "Bpda",
     "Cw",
     "EotPgd",
     "Exact",
+    "Fab",
+    "Fmn",
     "Fgsm",
     "Fooling",
     "MinNorm",

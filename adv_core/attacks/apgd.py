@@ -14,7 +14,18 @@ from functools import partial
 
 import torch
 
-from adv_core.attacks.base import LOSSES, Attack, Bounds, Loss, Model, bcast, clip_box, dlr_scale
+from adv_core.attacks.base import (
+    LOSSES,
+    Attack,
+    Bounds,
+    Loss,
+    Model,
+    bcast,
+    clip_box,
+    dlr_scale,
+    loss_grad,
+)
+from adv_core.attacks.gradient import eot_gradient
 from adv_core.config.attacks import ApgdAttack
 
 
@@ -45,6 +56,23 @@ def _targeted_at(targets: torch.Tensor, idx: torch.Tensor) -> Loss:
 
 class Apgd(Attack):
     cfg: ApgdAttack
+
+    def __init__(self, cfg: ApgdAttack) -> None:
+        super().__init__(cfg)
+        self.eot = cfg.eot_samples > 1
+
+    def gradient(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        loss: str | Loss,
+        generator: torch.Generator | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """With ``eot_samples`` > 1 each gradient averages that many draws (AutoAttack rand)."""
+        if self.cfg.eot_samples == 1:
+            return loss_grad(model, x, y, loss)
+        return eot_gradient(model, x, y, loss, self.cfg.eot_samples, 0.0, generator)
 
     def losses(self, model: Model, x: torch.Tensor) -> list[Callable[[torch.Tensor], Loss]]:
         """The runs in order; each maps the indices it attacks to its loss."""

@@ -41,6 +41,8 @@ class AttackResult:
     n_forward, n_backward: model passes spent by the call, counted per example (a forward pass
     of a batch of B inputs counts B; a backward pass through it counts B), docs/attacks.md.
     flags: sanity-check names the attack itself raised (e.g. ``min_norm_gap``).
+    broken_by: (N,) for attacks made of parts (autoattack): the part that broke each example at
+    its smallest broken eps ("clean": misclassified unattacked; None: never broken).
     """
 
     epsilons: tuple[float, ...]
@@ -51,6 +53,7 @@ class AttackResult:
     n_forward: int = 0
     n_backward: int = 0
     flags: list[str] = field(default_factory=list)
+    broken_by: list[str | None] | None = None
 
     def robust_acc(self) -> torch.Tensor:
         """(K,) fraction of examples not broken at each eps."""

@@ -122,13 +122,26 @@ class EotPgd(Pgd):
         loss: str | Loss,
         generator: torch.Generator | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        s = self.cfg.samples
-        xr = x.repeat(s, *([1] * (x.dim() - 1)))  # (S*A, *D)
-        if self.cfg.noise > 0:
-            noise = torch.randn(xr.shape, generator=generator).to(x.device)
-            xr = xr + self.cfg.noise * noise  # the gradient w.r.t. x equals that w.r.t. x + noise
-        g, logits = loss_grad(model, xr, y.repeat(s), loss)
-        return g.reshape(s, *x.shape).mean(0), logits.reshape(s, len(y), -1).mean(0)
+        return eot_gradient(model, x, y, loss, self.cfg.samples, self.cfg.noise, generator)
+
+
+def eot_gradient(
+    model: Model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss: str | Loss,
+    samples: int,
+    noise: float,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(gradient, logits) averaged over ``samples`` draws of the model's randomness (and of
+    Gaussian input noise of std ``noise``) in one batched pass of (samples * A) inputs."""
+    xr = x.repeat(samples, *([1] * (x.dim() - 1)))  # (S*A, *D)
+    if noise > 0:
+        draw = torch.randn(xr.shape, generator=generator).to(x.device)
+        xr = xr + noise * draw  # the gradient w.r.t. x equals that w.r.t. x + noise
+    g, logits = loss_grad(model, xr, y.repeat(samples), loss)
+    return g.reshape(samples, *x.shape).mean(0), logits.reshape(samples, len(y), -1).mean(0)
 
 
 class Bpda(Pgd):

@@ -1,6 +1,6 @@
 """Attack configs, discriminated on ``name``. ``eps`` is the list of budgets evaluated in one
 call (a column of the results, not a grid axis). Names are stable: fgsm, pgd, apgd, cw, square,
-eot_pgd, bpda, transfer, sparse, exact, min_norm, fooling.
+eot_pgd, bpda, transfer, sparse, exact, min_norm, fooling, fab, fmn, autoattack.
 
 For ``sparse`` (norm l0) eps counts changed input entries; for ``fooling`` eps is the linf
 radius of the optimisation around each random-noise input (0: pure noise).
@@ -102,6 +102,7 @@ class ApgdAttack(_AttackBase):
     n_targets: PositiveInt = 3
     rho: Fraction = 0.75
     momentum: Fraction = 0.75
+    eot_samples: PositiveInt = 1  # > 1: each gradient averages this many model draws (EOT)
 
 
 class CwAttack(_AttackBase):
@@ -201,6 +202,91 @@ class MinNormAttack(_AttackBase):
         return self
 
 
+Confirm = bool | FixedEpsAttack
+"""A minimum-norm attack's ``confirm``: False (none), True (APGD-CE then APGD-T with 9 targets,
+AutoAttack's white-box part) or a fixed-eps attack of the same norm."""
+
+
+def _check_confirm(confirm: Confirm, norm: str) -> None:
+    if not isinstance(confirm, bool):
+        _check_norm(norm, confirm.norm)
+
+
+class FabAttack(_AttackBase):
+    """FAB, fast adaptive boundary (Croce and Hein 2020), a minimum-norm attack: steps towards
+    the projection onto the linearised decision boundary of the closest class (untargeted) or
+    of the ``n_targets`` runner-up classes in turn (``targeted``), biased back towards the input,
+    with overshoot ``eta`` and a backward step ``beta`` after each success. ``init_eps`` is the
+    radius of restarts' random starts (None: the reference's per-norm default, or the best
+    distance found so far). Writes each example's smallest adversarial distance."""
+
+    name: Literal["fab"] = "fab"
+    steps: PositiveInt = 100
+    restarts: PositiveInt = 1
+    targeted: bool = False
+    n_targets: PositiveInt = 9
+    alpha_max: Fraction = 0.1
+    eta: PositiveFloat = 1.05
+    beta: Fraction = 0.9
+    init_eps: PositiveFloat | None = None
+    confirm: Confirm = False
+
+    @model_validator(mode="after")
+    def _confirm_norm(self) -> FabAttack:
+        _check_confirm(self.confirm, self.norm)
+        return self
+
+
+class FmnAttack(_AttackBase):
+    """FMN, fast minimum-norm (Pintor et al. 2021): normalised gradient steps on the logit
+    margin inside an lp-ball whose radius adapts (shrinks by gamma after a success, grows
+    before the first one), step size and gamma cosine-annealed. l0 budgets count entries.
+    Writes each example's smallest adversarial distance."""
+
+    name: Literal["fmn"] = "fmn"
+    norm: Literal["linf", "l2", "l1", "l0"] = "linf"  # type: ignore[assignment]
+    steps: PositiveInt = 100
+    alpha_init: PositiveFloat = 1.0
+    alpha_final: PositiveFloat | None = None  # None: alpha_init / 100
+    gamma_init: Fraction = 0.05
+    gamma_final: Fraction = 0.001
+    confirm: Confirm = False
+
+    @model_validator(mode="after")
+    def _confirm_norm(self) -> FmnAttack:
+        _check_confirm(self.confirm, self.norm)
+        return self
+
+
+AutoAttackComponent = Literal["apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square"]
+
+
+class AutoAttackConfig(_AttackBase):
+    """AutoAttack (Croce and Hein 2020) as one attack: its components run in the reference
+    order, each only on what is still robust. ``standard``: APGD-CE, APGD-T (9 targets), FAB-T
+    (9 targets), Square (5000 queries, p_init 0.8); l1: APGD with 5 restarts and 5 targets.
+    ``plus``: APGD-CE, APGD-DLR (5 restarts), FAB (5 restarts), Square, APGD-T, FAB-T.
+    ``rand``: APGD-CE and APGD-DLR with ``eot_samples`` draws per gradient; an example is
+    robust only if it survives ``rand_evals`` evaluations. ``custom``: ``components`` in order.
+    ``steps`` and ``square_queries`` exist to make tests small; the reference uses 100 / 5000."""
+
+    name: Literal["autoattack"] = "autoattack"
+    version: Literal["standard", "plus", "rand", "custom"] = "standard"
+    components: tuple[AutoAttackComponent, ...] | None = None
+    steps: PositiveInt = 100
+    square_queries: PositiveInt = 5000
+    eot_samples: PositiveInt = 20
+    rand_evals: PositiveInt = 10
+
+    @model_validator(mode="after")
+    def _components(self) -> AutoAttackConfig:
+        if (self.version == "custom") != (self.components is not None):
+            raise ValueError("components are given exactly when version is custom")
+        if self.components is not None and len(self.components) == 0:
+            raise ValueError("custom components must list at least one attack")
+        return self
+
+
 class FoolingAttack(_AttackBase):
     """Fooling inputs ("rubbish class", Goodfellow et al. 2015; Nguyen et al. 2015): random
     noise inputs (uniform in the box, else N(0, I)), optionally pushed by ``steps`` PGD steps
@@ -226,6 +312,9 @@ AttackConfig = Annotated[
     | ExactAttack
     | TransferAttack
     | MinNormAttack
-    | FoolingAttack,
+    | FoolingAttack
+    | FabAttack
+    | FmnAttack
+    | AutoAttackConfig,
     Field(discriminator="name"),
 ]
