@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
 from adv_core import attacks, checks, worst_case
-from adv_core.attacks.base import Model, input_grad, margin_loss, predict_correct
+from adv_core.attacks.base import AttackResult, Model, input_grad, margin_loss, predict_correct
 from adv_core.attacks.exact import Exact
 from adv_core.attacks.transfer import Transfer
 from adv_core.closed_forms import ClosedForms, Theory
@@ -111,7 +111,7 @@ def evaluate(
         for run in runs:
             cfg, res = run.built.cfg, run.result
             rows += attack_rows(target, clean, run, _theory(forms, cfg.norm), s.n)
-            broken = Broken(res.epsilons, res.success, res.distances)
+            broken = Broken(res.epsilons, res.success, res.distances, res.broken_by)
             examples.add_block(target.member, cfg.name, cfg.norm, s.y, clean, broken)
         for norm, wc in worst_cases(runs).items():
             rows += worst_case_rows(s, target, clean, norm, wc, forms)
@@ -250,9 +250,19 @@ def attack_rows(
             theory=theory.at(eps),
             n_forward=run.result.n_forward,
             n_backward=run.result.n_backward,
+            **_components(run.result, k),
         )
         for k, eps in enumerate(run.result.epsilons)
     ]
+
+
+def _components(res: AttackResult, k: int) -> dict[str, Any]:
+    """Attacks made of parts (autoattack): the parts in order and the robust accuracy after
+    each at eps k (cumulative, as AutoAttack reports it)."""
+    if "components" not in res.info:
+        return {}
+    acc = res.info["component_robust_acc"][k]
+    return {"components": list(res.info["components"]), "component_robust_acc": acc.tolist()}
 
 
 def worst_cases(runs: list[AttackRun]) -> dict[str, worst_case.WorstCase]:

@@ -69,6 +69,8 @@ class MetricsRow:
     device: str | None = None
     n_forward: int | None = None  # model passes of the attack call behind the row, per example
     n_backward: int | None = None  # (shared by the rows of one attack entry; docs/attacks.md)
+    components: list[str] | None = None  # autoattack: its components in order ...
+    component_robust_acc: list[float] | None = None  # ... and the robust acc after each
 
     @classmethod
     def measured(
@@ -86,6 +88,8 @@ class MetricsRow:
         theory: TheoryColumns | None = None,
         n_forward: int | None = None,
         n_backward: int | None = None,
+        components: list[str] | None = None,
+        component_robust_acc: list[float] | None = None,
     ) -> MetricsRow:
         """An ``ok`` row from counts: accuracies and the Wilson interval follow from them."""
         lo, hi = wilson(n_robust, n)
@@ -96,7 +100,8 @@ class MetricsRow:
             robust_acc_lo=lo, robust_acc_hi=hi, n_clean_correct=n_clean, n_robust=n_robust,
             theory_robust_acc=t.theory_robust_acc, bayes_robust_acc=t.bayes_robust_acc,
             any_learner_robust_acc=t.any_learner_robust_acc, flags=sorted(set(flags)),
-            n_forward=n_forward, n_backward=n_backward,
+            n_forward=n_forward, n_backward=n_backward, components=components,
+            component_robust_acc=component_robust_acc,
         )  # fmt: skip
 
     @classmethod

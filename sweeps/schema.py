@@ -34,7 +34,7 @@ METRICS_ORDER = (
     # Extensions beyond the DESIGN.md contract (additive only).
     "n_clean_correct", "n_robust", "bayes_robust_acc", "any_learner_robust_acc",
     "dataset_config", "model_config", "training_config", "model_reused", "attempt",
-    "n_forward", "n_backward",
+    "n_forward", "n_backward", "components", "component_robust_acc",
 )  # fmt: skip
 
 _ARROW_TYPES: dict[Any, pa.DataType] = {
@@ -44,6 +44,7 @@ _ARROW_TYPES: dict[Any, pa.DataType] = {
     bool: pa.bool_(),
     Status: pa.string(),
     list[str]: pa.list_(pa.string()),
+    list[float]: pa.list_(pa.float64()),
     dt.datetime: pa.timestamp("us", tz="UTC"),
 }
 _TYPE_OVERRIDES = {"schema_version": pa.int32()}

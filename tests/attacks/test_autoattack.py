@@ -110,3 +110,32 @@ def test_rand_counts_an_example_robust_only_if_every_draw_is_right() -> None:
     one = attacks.build(cfg.model_copy(update={"rand_evals": 1}))(noisy, x, y, bounds=BOX)
     assert float(res.robust_acc()[0]) < float(one.robust_acc()[0])
     assert attacks.build(cfg).eot and not attacks.build(ac.AutoAttackConfig()).eot
+
+
+def test_spec_names_give_rows_and_examples() -> None:
+    """fab, fmn and autoattack selected from a spec: rows with distances-based curves, the
+    component columns on autoattack rows, and who broke each example in the examples table."""
+    from adv_core.run import run_cell
+    from tests.attacks.test_evaluate import _cell
+
+    specs = [
+        {"name": "fab", "eps": [0.05, 0.1], "steps": 10},
+        {"name": "fmn", "norm": "l2", "eps": [0.5], "steps": 20, "confirm": True},
+        {"name": "autoattack", "eps": [0.05, 0.1], "steps": 5, "square_queries": 20},
+    ]
+    result = run_cell(_cell(specs))
+    rows = [r for r in result.rows if r["attack"] in {"fab", "fmn", "autoattack"}]
+    assert {r["attack"] for r in rows} == {"fab", "fmn", "autoattack"}
+    for r in rows:
+        assert r["status"] == "ok" and r["n_forward"] > 0 and r["n_backward"] > 0
+        if r["attack"] == "autoattack":
+            assert r["components"] == ["apgd-ce", "apgd-t", "fab-t", "square"]
+            assert r["component_robust_acc"][-1] == pytest.approx(r["robust_acc"])
+        else:
+            assert r["components"] is None
+    ex = result.examples
+    aa = [b for a, b in zip(ex["attack"], ex["first_broken_by"], strict=True) if a == "autoattack"]
+    names = {None, "clean", "apgd-ce", "apgd-t", "fab-t", "square"}
+    assert aa and set(aa) <= names and "apgd-ce" in aa
+    fab = [d for a, d in zip(ex["attack"], ex["min_distance"], strict=True) if a == "fab"]
+    assert all(d is not None for d in fab)
