@@ -96,6 +96,13 @@ def transition_statement(table: pl.DataFrame, fit: ExponentFit, x: str = "n_trai
     if cens.height == table.height:
         bounds = sorted(set(cens["bound"].to_list()))
         return f"n* {' / '.join(bounds)} at every d ({cens['d'].to_list()}): censored, no exponent"
+    if fit.points < 2:  # not enough values for a slope: say what each d gives
+        per_d = [
+            f"d={r['d']}: " + (f"n* {r['bound']}" if r["censored"] else f"n*={r['x_star']:.3g}")
+            for r in table.iter_rows(named=True)
+            if r["censored"] or r["x_star"] is not None
+        ]
+        return "no exponent (fewer than 2 uncensored d values): " + "; ".join(per_d)
     text = f"{fit.exponent:.3f} [{fit.lo:.3f}, {fit.hi:.3f}] from {fit.points} d values"
     if cens.height:
         text += f"; censored (bounds, not fitted): d = {cens['d'].to_list()}"
