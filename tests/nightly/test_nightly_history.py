@@ -94,3 +94,16 @@ def test_nightly_cli_names_the_drifting_group_and_the_night(night: Path) -> None
     assert "## Drifts over the nightly history" in md and bad["label"] in md
     assert bad["began"] in md.split("## Drifts over the nightly history")[1]
     assert f"drift {bad['label']}" in res.output and bad["began"] in res.output
+
+
+def test_a_real_second_night_is_compared_paired(night: Path) -> None:
+    # the same spec again: trained weights reused (same train_hash), same test points, so
+    # every group pairs through the real examples table (outcomes adding up to the counts)
+    res = invoke(
+        "nightly", str(night / "spec.yaml"), "--results", str(night / "res"), "--date",
+        "2026-11-21", "--workers", "0", "--no-html",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    rep = json.loads((night / "res" / "reports" / "nightly-20261121.json").read_text())
+    assert rep["groups_compared"] == 12 and rep["groups_paired"] == 12
+    assert all(c["paired"] and c["discordant"] == [0, 0] for c in rep["changes"])
