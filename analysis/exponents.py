@@ -20,7 +20,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from analysis.transitions import _group_arrays, crossing, transition_exponent, unit_counts
+from analysis.transitions import (
+    ExponentFit,
+    _group_arrays,
+    crossing,
+    transition_exponent,
+    unit_counts,
+)
 
 ALPHAS = np.round(np.linspace(0.0, 1.5, 151), 4)
 TheoryCurve = Callable[[int, np.ndarray, float], np.ndarray]
@@ -184,3 +190,48 @@ def mean_estimator_curve(sigma_c: float) -> TheoryCurve:
         return 1.0 - np.asarray(theory.mean_estimator_robust_error(ns, d, sigma, eps))
 
     return curve
+
+
+@dataclass(frozen=True)
+class ExponentEvidence:
+    """Everything the sample-complexity verdict needs, as one typed record: the robust fit at
+    the chosen eps and its statement, the standard statement (a bound when censored), the
+    threshold x eps table and the collapse estimate (None with too few d or n values)."""
+
+    eps: float
+    robust_fit: ExponentFit
+    robust_statement: str
+    standard_statement: str
+    standard_censored: bool  # every standard transition is a bound n* <= n_min
+    grid: pl.DataFrame
+    collapse: CollapseFit | None
+
+
+def exponent_evidence(
+    rows: pl.DataFrame,
+    *,
+    robust_threshold: float = 0.5,
+    standard_threshold: float = 0.75,
+    sigma_c: float | None = None,
+    n_boot: int = 300,
+) -> ExponentEvidence | None:
+    """The record for one curve family (one model, training method and eps; e.g. the
+    gaussian pm1 linear standard rows); None without two d values and an eps > 0."""
+    from analysis.claims import n_transitions
+
+    tr = n_transitions(
+        rows, robust_threshold=robust_threshold, standard_threshold=standard_threshold,
+        n_boot=n_boot,
+    )  # fmt: skip
+    if tr is None:
+        return None
+    theory = mean_estimator_curve(sigma_c) if sigma_c is not None else None
+    return ExponentEvidence(
+        eps=tr.eps,
+        robust_fit=tr.robust_fit,
+        robust_statement=tr.statement("robust"),
+        standard_statement=tr.statement("standard"),
+        standard_censored=bool(tr.standard.height and tr.standard["censored"].all()),
+        grid=exponent_grid(rows, theory=theory, n_boot=n_boot),
+        collapse=collapse(rows, tr.eps, theory=theory, n_boot=n_boot),
+    )

@@ -104,3 +104,13 @@ def test_mean_estimator_curve_collapses_at_half_in_the_large_d_limit() -> None:
     got = best_alpha(np.log(ns), acc, np.log(np.array(dims, float)))
     assert got == pytest.approx(0.5, abs=0.03)
     assert math.isfinite(got)
+
+
+def test_exponent_evidence_record_for_the_verdicts(gauss: pl.DataFrame) -> None:
+    from analysis.exponents import exponent_evidence
+
+    ev = exponent_evidence(gauss, sigma_c=1.0, n_boot=50)
+    assert ev is not None and ev.eps == 0.6 and ev.standard_censored
+    assert ev.standard_statement.startswith("n* <= 1 at every d")
+    assert ev.robust_statement.startswith(f"{ev.robust_fit.exponent:.3f}")
+    assert ev.grid.height == 6 * 2 and ev.collapse is not None
