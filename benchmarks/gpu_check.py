@@ -233,16 +233,29 @@ def cpu_replicate(cell: Cell, sink: MemorySink) -> list[dict[str, Any]]:
 
 
 def run_grid(
-    cells: list[tuple[str, Cell]], device: str, budget_s: float, replicate: bool, smi: SmiSampler
+    cells: list[tuple[str, Cell]],
+    device: str,
+    budget_s: float,
+    replicate: bool,
+    smi: SmiSampler,
+    partial: Path | None = None,
 ) -> dict[str, Any]:
+    """Run the cells in order; after each one the records so far are written to ``partial``
+    (atomically), so a run stopped at any moment keeps every finished cell. Cells already
+    recorded there are not run again."""
     sink = MemorySink()
     runner = CellRunner(sink, cpus=float(torch.get_num_threads()),
                         gpu_ids=["0"] if device == "cuda" else [])  # fmt: skip
     if str(runner.device) != ("cuda:0" if device == "cuda" else "cpu"):
         raise SystemExit(f"asked for {device} but the worker picked {runner.device}")
     out: list[dict[str, Any]] = []
+    if partial is not None and partial.exists():
+        out = [c for c in json.loads(partial.read_text()) if "wall_s" in c]
+    done = {c["id"] for c in out}
     start = time.perf_counter()
     for cid, cell in cells:
+        if cid in done:
+            continue
         if time.perf_counter() - start > budget_s:
             out.append({"id": cid, "skipped": "time budget spent"})
             continue
@@ -270,6 +283,10 @@ def run_grid(
                 rec["cpu_rows"] = slim_rows(cpu_replicate(cell, sink), cell.n_eval)
                 rec["cpu_replicate_s"] = time.perf_counter() - t1
         out.append(rec)
+        if partial is not None:
+            tmp = partial.with_suffix(".tmp")
+            tmp.write_text(json.dumps(out, default=str))
+            tmp.replace(partial)
         print(f"{cid:28s} {'ok' if outcome.ok else 'FAILED'} {wall:7.2f} s", flush=True)
     return {"cells": out, "total_s": time.perf_counter() - start}
 
@@ -338,6 +355,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reference", type=Path, default=None, help="a --device cpu JSON")
     p.add_argument("--budget-s", type=float, default=420.0, help="start no cell after this")
     p.add_argument("--cpu-replicate", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep finished cells in OUT/<name>.cells after each cell; skip them on a rerun",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = p.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -345,11 +367,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = f"gpu_check_{args.device}{'_quick' if args.quick else ''}.json"
+    partial = args.out / f"{name}.cells" if args.resume else None
     smi = SmiSampler()
     smi_on = args.device == "cuda" and smi.start()
     try:
         result = run_grid(grid(args.quick, args.only), args.device, args.budget_s,
-                          args.cpu_replicate and args.device == "cuda", smi)  # fmt: skip
+                          args.cpu_replicate and args.device == "cuda", smi, partial)  # fmt: skip
     finally:
         smi.stop()
     reference = json.loads(args.reference.read_text()) if args.reference else None
@@ -361,8 +386,6 @@ def main(argv: list[str] | None = None) -> int:
         **result,
         "summary": summarise(result, reference),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    name = f"gpu_check_{args.device}{'_quick' if args.quick else ''}.json"
     (args.out / name).write_text(json.dumps(report, indent=1, default=str))
     print(json.dumps(report["summary"], indent=1, default=str))
     return 0 if report["summary"]["cells_failed"] == 0 else 1

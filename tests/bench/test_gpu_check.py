@@ -81,3 +81,15 @@ def test_cuda_asked_without_a_gpu_says_so(tmp_path: Path) -> None:
     if torch.cuda.is_available():  # on a GPU machine the full check is the test
         return
     assert gpu_check.main(["--device", "cuda", "--quick", "--out", str(tmp_path)]) == 2
+
+
+def test_resume_keeps_finished_cells_and_runs_only_the_rest(tmp_path: Path) -> None:
+    base = ["--device", "cpu", "--quick", "--threads", "1", "--resume", "--out", str(tmp_path)]
+    assert gpu_check.main([*base, "--only", "gaussian-linear-standard"]) == 0
+    cells = tmp_path / "gpu_check_cpu_quick.json.cells"
+    first = json.loads(cells.read_text())
+    assert [c["id"] for c in first] == ["gaussian-linear-standard"]
+    assert gpu_check.main([*base, "--only", "gaussian-linear"]) == 0
+    both = json.loads((tmp_path / "gpu_check_cpu_quick.json").read_text())["cells"]
+    assert [c["id"] for c in both] == ["gaussian-linear-standard", "gaussian-linear-pgd_at"]
+    assert both[0]["wall_s"] == first[0]["wall_s"]  # kept, not run again
