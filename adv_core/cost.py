@@ -4,9 +4,8 @@ schedule the largest cells first and to print a plan's expected cost."""
 from __future__ import annotations
 
 import math
-from typing import Any
 
-from adv_core.config import Cell
+from adv_core.config import Cell, DatasetConfig
 
 # Examples per class of each real dataset, train and test files pooled (the loaders pool them).
 _PER_CLASS: dict[str, tuple[int, ...]] = {
@@ -18,7 +17,7 @@ _PER_CLASS: dict[str, tuple[int, ...]] = {
 }
 
 
-def dataset_size(cfg: Any) -> int | None:
+def dataset_size(cfg: DatasetConfig) -> int | None:
     """Examples available for a dataset config (after its class selection), or None for
     synthetic (unbounded) data."""
     counts = _PER_CLASS.get(cfg.name)

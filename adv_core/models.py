@@ -35,7 +35,7 @@ register = MODELS.register
 _ACTS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 
 
-def build_module(cfg: Any, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+def build_module(cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
     return MODELS.get(cfg.name)(cfg, input_shape, n_classes)
 
 
@@ -99,7 +99,7 @@ def _resnet(cfg: ResnetModel, input_shape: tuple[int, ...], n_classes: int) -> n
 
 
 def init_members(
-    cfg: Any, input_shape: tuple[int, ...], n_classes: int, n: int, seed: int
+    cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int, n: int, seed: int
 ) -> list[nn.Module]:
     """n freshly initialised modules, member i seeded from (seed, i) under a forked RNG."""
     out = []
@@ -209,7 +209,7 @@ class Ensemble(nn.Module):
     def __init__(
         self,
         members: MemberStack,
-        model_cfg: Any,
+        model_cfg: ModelConfig,
         input_shape: tuple[int, ...],
         n_classes: int,
         preprocess: nn.Module | None = None,
@@ -309,7 +309,7 @@ def make_members(
 
 
 def new_ensemble(
-    cfg: Any,
+    cfg: ModelConfig,
     input_shape: tuple[int, ...],
     n_classes: int,
     n_members: int,

@@ -6,19 +6,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from adv_core.config import canonical_json
 from adv_core.config._base import content_hash
 
 
-def derive_seed(*parts: Any) -> int:
+def derive_seed(*parts: object) -> int:
     return int(content_hash(list(parts), length=15), 16)
 
 
-def generator(*parts: Any) -> torch.Generator:
+def generator(*parts: object) -> torch.Generator:
     """A CPU generator seeded from ``parts``. Draw on CPU, then move tensors to the device."""
     g = torch.Generator(device="cpu")
     g.manual_seed(derive_seed(*parts))

@@ -77,12 +77,6 @@ def schmidt_lower_bound(
     return 0.5 * np.power(inner, d_)
 
 
-def one_sample_standard_error(d: ArrayLike, sigma: ArrayLike) -> NDArray[np.float64]:
-    """Approximate standard error of w = y1 x1 in the +-1 Gaussian model: Phi(-sqrt(d)/sigma^2)."""
-    d_ = np.asarray(d, dtype=float)
-    return Phi(-np.sqrt(d_) / np.asarray(sigma, dtype=float) ** 2)
-
-
 def tsipras_robust_bound(p: ArrayLike, delta: ArrayLike) -> NDArray[np.float64]:
     """Tsipras et al. 2019 Thm 2.1: for eps >= 2 eta, standard accuracy >= 1 - delta implies
     robust accuracy <= p delta / (1 - p)."""
@@ -95,17 +89,6 @@ def spheres_cap_distance(mu: ArrayLike, d: ArrayLike) -> NDArray[np.float64]:
     sphere in R^d, about Phi^-1(1 - mu) / sqrt(d) (a spherical cap is extremal)."""
     mu_ = np.asarray(mu, dtype=float)
     return Phi_inv(1.0 - mu_) / np.sqrt(np.asarray(d, dtype=float))
-
-
-def dense_gaussian_eps_threshold(r: float, d: ArrayLike) -> NDArray[np.float64]:
-    """Dense weak-signal model theta_i = r / sqrt(d): every classifier has linf robust error 1/2
-    once eps >= r / sqrt(d)."""
-    return r / np.sqrt(np.asarray(d, dtype=float))
-
-
-def gaussian_mean_estimator_n_star(eps: float, sigma: ArrayLike) -> NDArray[np.float64]:
-    """n at which the mean estimator's robust error drops: ~ (2/pi) eps^2 sigma^2."""
-    return (2.0 / math.pi) * eps**2 * np.asarray(sigma, dtype=float) ** 2
 
 
 def dense_bayes_robust_error(
@@ -167,12 +150,6 @@ def sphere_robust_fraction_bound(
     the class density to uniform (capped at 1)."""
     e_, d_, u_ = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (eps, d, density_ratio)))
     return np.minimum(1.0, u_ * np.exp(-(d_ - 1.0) * e_**2 / 2.0))
-
-
-def bernoulli_one_sample_error_bound(tau: ArrayLike, d: ArrayLike) -> NDArray[np.float64]:
-    """Schmidt et al. 2018, Bernoulli model: one sample gives standard error <= exp(-2 tau^4 d)."""
-    t_, d_ = np.asarray(tau, dtype=float), np.asarray(d, dtype=float)
-    return np.minimum(1.0, np.exp(-2.0 * t_**4 * d_))
 
 
 def bernoulli_critical_eps(tau: ArrayLike, box: bool = False) -> NDArray[np.float64]:

@@ -10,6 +10,7 @@ from functools import lru_cache
 import torch
 
 from adv_core import data
+from adv_core.config import DatasetConfig, ModelConfig
 from adv_core.config.models import CnnModel, MlpModel
 from adv_core.config.training import StandardTraining
 from adv_core.models import Ensemble, new_ensemble
@@ -31,7 +32,7 @@ class Target:
     bounds: tuple[float, float]
 
 
-def _dataset_cfg() -> object:
+def _dataset_cfg() -> DatasetConfig:
     from adv_core.config import data as cfg_data
 
     if "mnist_5k" in data.known() and hasattr(cfg_data, "Mnist5kData"):
@@ -49,7 +50,10 @@ def targets(batch: int, epochs: int = 2, n_train: int = 2000, seed: int = 0) -> 
     bundle = data.load(cfg, n_train, batch, seed)
     bounds = bundle.bounds or (0.0, 1.0)
     out = []
-    models = [("mlp", MlpModel(width=256, depth=2)), ("cnn", CnnModel(channels=16, hidden=64))]
+    models: list[tuple[str, ModelConfig]] = [
+        ("mlp", MlpModel(width=256, depth=2)),
+        ("cnn", CnnModel(channels=16, hidden=64)),
+    ]
     for name, model_cfg in models:
         ens = new_ensemble(model_cfg, bundle.input_shape, bundle.n_classes, 1, seed)
         train_cfg = StandardTraining(epochs=epochs, batch_size=128, lr=1e-3)

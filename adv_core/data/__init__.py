@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from adv_core.config.data import DatasetConfig
 from adv_core.data import images, local, synthetic  # noqa: F401  (registers loaders)
 from adv_core.data.base import DataBundle, get_loader, known
 
 
-def load(cfg: Any, n_train: int, n_eval: int, seed: int, n_unlabeled: int = 0) -> DataBundle:
+def load(
+    cfg: DatasetConfig, n_train: int, n_eval: int, seed: int, n_unlabeled: int = 0
+) -> DataBundle:
     return get_loader(cfg.name)(cfg, n_train, n_eval, n_unlabeled, seed)
 
 

@@ -1,7 +1,7 @@
 """Speed-up of training E small MLPs together (stacked parameters, one vmap call per batch)
 over training them one after another, on the same data with the same optimiser settings.
 
-    python -m adv_core.bench_ensemble --members 16 [--device cuda] [--threads 1]
+    python -m benchmarks.bench_ensemble --members 16 [--device cuda] [--threads 1]
 
 Prints one JSON object: wall and CPU seconds (CPU time is the steadier number on a shared
 machine) for the stacked ensemble, for the LoopMembers fallback (one fit, members looped
