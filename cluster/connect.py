@@ -1,5 +1,6 @@
 """Connecting to Ray: an embedded local cluster bound to 127.0.0.1, or an existing cluster by
-address (with Ray's token authentication when the cluster uses it)."""
+address (with Ray's token authentication when the cluster uses it). Ray is imported only when
+a connection is made, so commands that merely read tokens or specs stay fast."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
-
-import ray
 
 LOCAL_ENV_DEFAULTS = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # keep a local cluster on 127.0.0.1
@@ -58,6 +57,8 @@ def connect(
 ) -> dict[str, Any]:
     """Start or join Ray (idempotent). Returns what it connected to: ``address``, ``local`` and
     ``dashboard`` (the dashboard URL, or None when the cluster runs none)."""
+    import ray
+
     address = address or os.environ.get("RAY_ADDRESS") or None
     if ray.is_initialized():
         if _CONNECTED.get("gcs") == ray.get_runtime_context().gcs_address:
@@ -87,6 +88,8 @@ def _url(ctx: Any) -> str | None:
 
 
 def _remember(info: dict[str, Any]) -> dict[str, Any]:
+    import ray
+
     _CONNECTED.clear()
     _CONNECTED.update(info, gcs=ray.get_runtime_context().gcs_address)
     return dict(_CONNECTED)

@@ -3,12 +3,17 @@ first, retries failed attempts a bounded number of times, and records permanent 
 
 Ray sits behind the small ``Backend`` seam, so this logic is tested in-process
 (``InlineBackend``) and on a real cluster (cluster/pool.py ``RayBackend``).
+
+The driver's cost per cell is kept flat (issue 17): each cell is hashed once, the queue is a
+deque, the summary keeps its counts as it goes (a progress bar reads them in O(1)), and nothing
+here imports torch or Ray (the workers do).
 """
 
 from __future__ import annotations
 
 import enum
 import time
+from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -16,8 +21,8 @@ from typing import Any, Protocol
 from adv_core.config import Cell
 from adv_core.cost import estimate_cost
 from adv_core.results import Status
+from cluster.outcome import Outcome
 from cluster.sink import ResultSink
-from cluster.worker import CellRunner, Outcome
 
 
 class CellState(enum.Enum):
@@ -30,7 +35,12 @@ class CellState(enum.Enum):
 
 class Backend(Protocol):
     """Runs cells on workers. ``submit`` returns a handle; ``wait`` returns finished handles
-    with their outcome (a lost worker is reported as a failed Outcome)."""
+    with their outcome (a lost worker is reported as a failed Outcome).
+
+    Optional extras, used when a backend has them: ``started_at(handle)`` is the monotonic time
+    a submitted cell began running, or None while it waits in a worker's queue (a cell's
+    timeout runs from then); ``set_demand(n)`` tells the backend how many cells are still to
+    run (queued + in flight), so a pool can grow towards it or let idle workers go."""
 
     def capacity(self) -> int: ...
 
@@ -58,9 +68,20 @@ class Summary:
     max_in_flight: int = 0
     wall_s: float = 0.0
     cell_s: float = 0.0
+    counts: Counter[CellState] = field(default_factory=Counter, repr=False)
+
+    def __post_init__(self) -> None:
+        self.counts = Counter(self.states.values())
+
+    def set_state(self, h: str, state: CellState) -> None:
+        old = self.states.get(h)
+        if old is not None:
+            self.counts[old] -= 1
+        self.states[h] = state
+        self.counts[state] += 1
 
     def count(self, state: CellState) -> int:
-        return sum(1 for s in self.states.values() if s is state)
+        return self.counts[state]
 
     @property
     def failed(self) -> int:
@@ -72,8 +93,14 @@ Progress = Callable[[Summary], None]
 
 def order_cells(cells: Iterable[Cell]) -> list[Cell]:
     """Largest estimated cost first (ties broken by hash for determinism); no duplicates."""
+    return [c for _, c in _ordered(cells)]
+
+
+def _ordered(cells: Iterable[Cell]) -> list[tuple[str, Cell]]:
+    """(hash, cell) pairs, largest estimated cost first: each cell hashed exactly once."""
     unique = {c.cell_hash: c for c in cells}
-    return sorted(unique.values(), key=lambda c: (-estimate_cost(c), c.cell_hash))
+    keyed = sorted((-estimate_cost(c), h) for h, c in unique.items())
+    return [(h, unique[h]) for _, h in keyed]
 
 
 def run_cells(
@@ -94,33 +121,36 @@ def run_cells(
     not mistaken for this run's result when a worker is lost.
     """
     t0 = time.perf_counter()
-    queue = order_cells(cells)
-    summary = Summary(total=len(queue), states={c.cell_hash: CellState.PENDING for c in queue})
-    by_hash = {c.cell_hash: c for c in queue}
-    running: dict[Any, tuple[str, float]] = {}
+    queue = deque(_ordered(cells))
+    summary = Summary(total=len(queue), states={h: CellState.PENDING for h, _ in queue})
+    running: dict[Any, tuple[str, Cell, float]] = {}  # handle -> (hash, cell, submitted at)
     settle = _Settler(sink, summary, queue, max_retries, set(previously_failed), t0)
+    demand = getattr(backend, "set_demand", None)
     while queue or running:
+        if demand:
+            demand(len(queue) + len(running))
         while queue and len(running) < backend.capacity():
-            cell = queue.pop(0)
-            summary.attempts[cell.cell_hash] = summary.attempts.get(cell.cell_hash, 0) + 1
-            running[backend.submit(cell, summary.attempts[cell.cell_hash])] = (
-                cell.cell_hash,
-                time.monotonic(),
-            )
-            summary.states[cell.cell_hash] = CellState.RUNNING
+            h, cell = queue.popleft()
+            summary.attempts[h] = summary.attempts.get(h, 0) + 1
+            handle = backend.submit(cell, summary.attempts[h])
+            running[handle] = (h, cell, time.monotonic())
+            summary.set_state(h, CellState.RUNNING)
         summary.max_in_flight = max(summary.max_in_flight, len(running))
+        started = _start_times(backend, running)
         for handle, outcome in backend.wait(
-            list(running), timeout=_next_deadline(running, timeout_s)
+            list(running), timeout=_next_deadline(started, timeout_s)
         ):
-            h, _ = running.pop(handle)
+            h, cell, _ = running.pop(handle)
             summary.cell_s += outcome.wall_s
-            settle(by_hash[h], outcome)
-        for handle in _expired(running, timeout_s):
-            h, _ = running.pop(handle)
+            settle(h, cell, outcome)
+        for handle in _expired(_start_times(backend, running), timeout_s):
+            h, cell, _ = running.pop(handle)
             backend.cancel(handle)
-            settle(by_hash[h], Outcome("", False, "error", error=f"timed out after {timeout_s} s"))
+            settle(h, cell, Outcome("", False, "error", error=f"timed out after {timeout_s} s"))
         if progress:
             progress(summary)
+    if demand:
+        demand(0)
     summary.wall_s = time.perf_counter() - t0
     return summary
 
@@ -131,13 +161,18 @@ class _Settler:
 
     sink: ResultSink
     summary: Summary
-    queue: list[Cell]
+    queue: deque[tuple[str, Cell]]
     max_retries: int
     previously_failed: set[str]
     t0: float
 
-    def __call__(self, cell: Cell, outcome: Outcome) -> None:
-        h, summary = cell.cell_hash, self.summary
+    def __call__(self, h: str, cell: Cell, outcome: Outcome) -> None:
+        summary = self.summary
+        if not outcome.started:  # queued behind a lost cell: it never ran, so it costs nothing
+            summary.attempts[h] -= 1
+            summary.set_state(h, CellState.PENDING)
+            self.queue.appendleft((h, cell))
+            return
         who = outcome.worker or "lost"
         summary.workers.setdefault(h, []).append(who)
         summary.events.append((time.perf_counter() - self.t0, h, who))
@@ -153,35 +188,49 @@ class _Settler:
             return
         summary.errors[h] = outcome.error or "unknown error"
         if summary.attempts[h] <= self.max_retries:
-            summary.states[h] = CellState.PENDING
-            self.queue.insert(0, cell)  # retry next, on whichever worker frees up
+            summary.set_state(h, CellState.PENDING)
+            self.queue.appendleft((h, cell))  # retry next, on whichever worker frees up
             return
         self.sink.write_failure(cell, Status.FAILED, summary.errors[h], attempt=summary.attempts[h])
         self._finish(h, CellState.FAILED)
 
     def _finish(self, h: str, state: CellState) -> None:
-        self.summary.states[h] = state
+        self.summary.set_state(h, state)
         self.summary.finished_at[h] = time.perf_counter() - self.t0
 
 
-def _next_deadline(running: dict[Any, tuple[str, float]], timeout_s: float | None) -> float | None:
-    if timeout_s is None or not running:
+def _start_times(backend: Backend, running: dict[Any, tuple[str, Cell, float]]) -> dict[Any, float]:
+    """When each running cell began (cells still queued on a worker are left out)."""
+    started_at = getattr(backend, "started_at", None)
+    if started_at is None:
+        return {handle: t for handle, (_, _, t) in running.items()}
+    out = {}
+    for handle in running:
+        t = started_at(handle)
+        if t is not None:
+            out[handle] = t
+    return out
+
+
+def _next_deadline(started: dict[Any, float], timeout_s: float | None) -> float | None:
+    if timeout_s is None or not started:
         return None
-    oldest = min(t for _, t in running.values())
-    return max(0.05, oldest + timeout_s - time.monotonic())
+    return max(0.05, min(started.values()) + timeout_s - time.monotonic())
 
 
-def _expired(running: dict[Any, tuple[str, float]], timeout_s: float | None) -> list[Any]:
+def _expired(started: dict[Any, float], timeout_s: float | None) -> list[Any]:
     if timeout_s is None:
         return []
     now = time.monotonic()
-    return [h for h, (_, t) in running.items() if now - t > timeout_s]
+    return [h for h, t in started.items() if now - t > timeout_s]
 
 
 class InlineBackend:
     """Runs each cell synchronously in this process (tests, debugging, ``--workers 0``)."""
 
     def __init__(self, sink: ResultSink) -> None:
+        from cluster.worker import CellRunner  # imports torch: only when cells run here
+
         self.runner = CellRunner(sink)
         self._done: dict[int, Outcome] = {}
         self._next = 0

@@ -16,7 +16,6 @@ import os
 import re
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -26,10 +25,8 @@ from adv_core.data.base import DataBundle
 from adv_core.models import ensemble_from_bytes, ensemble_to_bytes
 from adv_core.results import Status
 from adv_core.run import error_text, load_data, run_cell
+from cluster.outcome import HOOK_ENV, Outcome
 from cluster.sink import ResultSink
-
-HOOK_ENV = "SWEEPS_WORKER_HOOK"
-
 
 class WorkerHook(Protocol):
     """What a plug-in loaded by ``load_hook`` provides."""
@@ -53,17 +50,7 @@ def load_hook(value: str) -> WorkerHook | None:
     return hook
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """A worker's answer: the sink's receipt, or the error that stopped the attempt."""
-
-    cell_hash: str
-    ok: bool
-    status: str
-    receipt: Any = None
-    error: str | None = None
-    wall_s: float = 0.0
-    worker: str = ""
+__all__ = ["HOOK_ENV", "CellRunner", "Outcome", "load_hook", "pick_device", "torch_threads"]
 
 
 def pick_device(gpu_ids: list[Any]) -> torch.device:

@@ -12,7 +12,7 @@ from typing import Any
 
 from adv_core.config import content_hash
 from adv_core.results import Status
-from cluster.scheduler import CellState, InlineBackend, Summary, run_cells
+from cluster.scheduler import CellState, InlineBackend, Summary, run_cells  # torch-free
 from sweeps.compact import BackgroundCompactor
 from sweeps.exit_codes import (  # noqa: F401 - re-exported for callers and tests
     EXIT_FAILED,
@@ -155,11 +155,12 @@ def _run_on_ray(
 
     res = spec.resources
     connect(address, token=token)
-    n = workers or default_workers(res.cpus_per_worker, res.gpus_per_worker)
-    if res.max_in_flight:
-        n = min(n, res.max_in_flight)
+    # --workers or max_in_flight fix the pool's size (pending actors wait for an autoscaler);
+    # without either, the pool follows the cluster as nodes join (cluster/grow.py)
+    cap = min(filter(None, (workers, res.max_in_flight)), default=None)
+    n = cap or default_workers(res.cpus_per_worker, res.gpus_per_worker)
     n = max(1, min(n, len(todo))) if todo else 1
-    backend = RayBackend(sink, n, res.cpus_per_worker, res.gpus_per_worker)
+    backend = RayBackend(sink, n, res.cpus_per_worker, res.gpus_per_worker, max_workers=cap)
     try:
         return run_cells(
             todo,

@@ -6,7 +6,6 @@ from typing import Any
 
 from adv_core.config import Cell
 from adv_core.results import Status
-from adv_core.run import failure_rows
 from sweeps.rows import RunInfo
 from sweeps.store import Receipt, ResultStore
 
@@ -29,6 +28,8 @@ class RunSink:
         )
 
     def write_failure(self, cell: Cell, status: Status, error: str, *, attempt: int) -> Receipt:
+        from adv_core.run import failure_rows  # torch: only once a cell has failed for good
+
         return self.store.write_cell(
             self.run, cell, failure_rows(cell, status, error), None, attempt=attempt
         )
