@@ -12,7 +12,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export RAY_USAGE_STATS_REPORT_URL := http://127.0.0.1:9/
 RUN_ENV := HOME=$(RAY_HOME) MPLCONFIGDIR=$(RAY_HOME)/mpl
 
-.PHONY: install demo test bench lint typecheck clean gpu-wheels
+.PHONY: install demo test bench lint typecheck clean gpu-wheels redis
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -22,6 +22,11 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# The GCS fault-tolerance test (tests/cluster/test_cluster_gcs_restart.py) runs its own
+# redis-server on a free 127.0.0.1 port.
+redis:
+	@command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
 
 $(RAY_HOME)/ray_bootstrap_config.yaml:
 	@mkdir -p $(RAY_HOME)/mpl
@@ -34,7 +39,7 @@ demo: install $(RAY_HOME)/ray_bootstrap_config.yaml
 	@echo "Parquet metrics: $(RESULTS)/metrics/sweep=demo/run=demo/"
 	@echo "HTML report:     $(RESULTS)/reports/demo.html"
 
-test: install $(RAY_HOME)/ray_bootstrap_config.yaml
+test: install redis $(RAY_HOME)/ray_bootstrap_config.yaml
 	$(RUN_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 # Side-by-side speed benchmarks (BENCHMARKS.md): prints the table, writes benchmarks/results/.

@@ -7,6 +7,7 @@ Exit status 1 when a benchmark raised (its error is printed and saved); timings 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import sys
 import time
@@ -23,13 +24,20 @@ MODULES: dict[str, tuple[int, ...]] = {
     "engine_bench": (5,),
     "analysis_bench": (6,),
     "demo_bench": (7,),
+    "scale_bench": (8,),
 }
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--quick", action="store_true", help="tiny sizes, one repetition (smoke test)")
-    p.add_argument("--only", default="", help="comma-separated item numbers 1-7 (default: all)")
+    p.add_argument("--only", default="", help="comma-separated item numbers 1-8 (default: all)")
+    p.add_argument(
+        "--scale-cells",
+        type=int,
+        default=None,
+        help="cells of the large sweep, item 8 (default: 100,000; quick: 40)",
+    )
     p.add_argument("--out", type=Path, default=None, help=f"JSON folder (default {RESULTS_DIR})")
     p.add_argument(
         "--threads",
@@ -42,10 +50,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _selected(only: str) -> list[str]:
+    # item 8 (a 100,000-cell sweep, most of an hour on 2 cores) runs only when asked for
     items = {int(s) for s in only.split(",") if s.strip()} if only else set(range(1, 8))
     unknown = items - {i for v in MODULES.values() for i in v}
     if unknown:
-        raise SystemExit(f"unknown benchmark items {sorted(unknown)}; known: 1-7")
+        raise SystemExit(f"unknown benchmark items {sorted(unknown)}; known: 1-8")
     return [name for name, nums in MODULES.items() if items & set(nums)]
 
 
@@ -73,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     scale = QUICK if args.quick else FULL
+    if args.scale_cells:
+        scale = dataclasses.replace(scale, scale_cells=args.scale_cells)
     t0 = time.perf_counter()
     rows, errors = run_all(_selected(args.only), scale)
     wall = time.perf_counter() - t0

@@ -37,10 +37,12 @@ class Scale:
     metric_rows: int  # analysis rows (item 6)
     metric_files: int
     demo_spec: str  # "demo" or "tiny" (item 7)
+    scale_cells: int = 100_000  # cells of the large sweep (item 8)
+    engine_cells_large: int = 5000  # the engine's second size (item 5); 0: skip it
 
 
 FULL = Scale("full", 1000, 20, 3, 8, 16, 1024, 5, 200, 2, 1_000_000, 100, "demo")
-QUICK = Scale("quick", 64, 2, 1, 3, 2, 64, 1, 4, 2, 20_000, 4, "tiny")
+QUICK = Scale("quick", 64, 2, 1, 3, 2, 64, 1, 4, 2, 20_000, 4, "tiny", 40, 0)
 
 
 @dataclass

@@ -15,9 +15,11 @@ so their nodes go idle and an autoscaler can remove them.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import ray
+from ray.exceptions import RayError
 
 REFRESH_S = 2.0  # how often the cluster's size is re-read (one GCS call)
 REQUEST_EVERY_S = 1.0  # at most one request_resources call per second
@@ -57,8 +59,10 @@ class Growth:
             return want
         now = time.monotonic()
         if now - self._read_at > REFRESH_S:
-            self._fits = fits(ray.cluster_resources(), self.cpus, self.gpus)
             self._read_at = now
+            # the GCS restarting: keep the last size, the cells keep running
+            with contextlib.suppress(RayError):
+                self._fits = fits(ray.cluster_resources(), self.cpus, self.gpus)
         # never below the actors there are: a lost node's actors restart elsewhere (Ray)
         return min(cells_left, max(self._fits, current, 1))
 

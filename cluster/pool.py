@@ -97,7 +97,10 @@ class RayBackend:
     ) -> None:
         self.gpus_per_worker = gpus_per_worker if cluster_gpus() > 0 else 0.0
         # cells run one after another, in order; a ping is answered while a cell runs
-        actor = ray.remote(concurrency_groups={"ping": 1}, max_concurrency=1)(RayCellRunner)
+        # (ray's type stubs for remote() lack these two documented options)
+        actor = ray.remote(concurrency_groups={"ping": 1}, max_concurrency=1)(  # type: ignore[call-overload]
+            RayCellRunner
+        )
         self._cls = actor.options(
             num_cpus=cpus_per_worker,
             num_gpus=self.gpus_per_worker,
@@ -120,6 +123,7 @@ class RayBackend:
         self.revive_timeout_s = revive_timeout_s
         self.lost = 0  # actors lost (process or node died) or killed after a timeout
         self.retired = 0  # idle actors let go because less work was left than workers
+        self.replaced = 0  # actors killed and replaced after staying unreachable
         for _ in range(n_workers):
             self._add_actor()
 
@@ -285,6 +289,7 @@ class RayBackend:
             self.answered.discard(i)
             ray.kill(self.handles[i], no_restart=True)
             self.handles[i] = self._cls.remote(*self._args)
+            self.replaced += 1
             self._revive(i, now)
 
     def cancel(self, handle: Any) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -119,6 +120,7 @@ def _run_sweep_locked(
     path = store.write_manifest(run.run_id, manifest)
     sink = RunSink(store, run, reuse_models=reuse_models)
     res = spec.resources
+    cpu0 = time.process_time()  # the driver's CPU (all its threads, Ray's included)
     if inline or workers == 0:
         summary = run_cells(
             todo, sink, InlineBackend(sink), max_retries=res.max_retries, progress=progress,
@@ -126,6 +128,7 @@ def _run_sweep_locked(
         )  # fmt: skip
     else:
         summary = _run_on_ray(todo, sink, spec, address, workers, token, progress, failed_before)
+    driver_cpu_s = time.process_time() - cpu0
     done, bad = store.cell_status(run.sweep, run.run_id)
     manifest.update({
         "finished_at": _now(), "status": "failed" if summary.failed else "complete",
@@ -134,7 +137,7 @@ def _run_sweep_locked(
         "cells_diverged": sum(1 for s in done.values() if s == Status.DIVERGED),
         "cells_run_now": summary.count(CellState.DONE) + summary.count(CellState.DIVERGED),
         "unreadable_files": bad, "wall_s": summary.wall_s, "cell_s": summary.cell_s,
-        **store.run_facts(run.sweep, run.run_id),
+        "driver_cpu_s": driver_cpu_s, **store.run_facts(run.sweep, run.run_id),
     })  # fmt: skip
     store.write_manifest(run.run_id, manifest)
     return SweepOutcome(run.run_id, len(cells), len(cells) - len(todo), summary, path)

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from sweeps.exit_codes import EXIT_INVALID
-from sweeps.spec import RUN_ID_PATTERN, SpecError, SweepSpec, load_spec
+
+if TYPE_CHECKING:  # the spec models (pydantic) load only for commands that read a spec
+    from sweeps.spec import SweepSpec
 
 out = Console()
 err = Console(stderr=True)
@@ -79,6 +81,8 @@ def fail_invalid(errors: list[tuple[str, str]]) -> NoReturn:
 
 
 def read_spec(path: Path, max_cells: int | None = None) -> SweepSpec:
+    from sweeps.spec import SpecError, load_spec
+
     try:
         return load_spec(path, max_cells)
     except SpecError as exc:
@@ -99,6 +103,8 @@ def check_results_root(results: str) -> None:
 
 def check_run_id(run_id: str | None) -> None:
     """A run id becomes a folder and a file name under the results root: no separators."""
+    from sweeps.spec import RUN_ID_PATTERN
+
     if run_id is not None and not re.fullmatch(RUN_ID_PATTERN, run_id):
         fail_invalid([("--run-id", f"{run_id!r} must match {RUN_ID_PATTERN}")])
 

@@ -23,6 +23,7 @@ CASES = [
     ("engine_bench", {"5 sweep engine efficiency", "5 sweep engine vs Ray Tune"}, True),
     ("analysis_bench", {"6 analysis curve"}, False),
     ("demo_bench", {"7 make demo"}, True),
+    ("scale_bench", {"8 large sweep"}, True),
 ]  # fmt: skip
 
 

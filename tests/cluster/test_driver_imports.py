@@ -28,9 +28,11 @@ main()
 """
 
 
-def imported(*args: str, cwd: Path) -> tuple[int, dict[str, bool], str]:
+def imported(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> tuple[int, dict[str, bool], str]:
     """(exit code, {module: imported?}, output) of ``sweeps ARGS`` in a fresh interpreter."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, *args],
         cwd=cwd,
@@ -66,12 +68,15 @@ def test_reading_commands_import_neither_torch_nor_ray(
 
 
 @pytest.mark.slow
-def test_run_driver_imports_ray_but_not_torch(cluster_spec: Path, tmp_path: Path) -> None:
-    """A real sweep of 8 cells on 2 Ray workers (a local cluster started by the probe): the
-    cells ran (in worker processes, which import torch), the driver never imported torch."""
+def test_run_driver_imports_ray_but_not_torch(
+    ray_cluster: dict[str, str], cluster_spec: Path, tmp_path: Path
+) -> None:
+    """A real sweep of 8 cells on 2 Ray workers of the session cluster: the cells ran (in
+    worker processes, which import torch), the driver never imported torch."""
     results = tmp_path / "results"
     args = ["run", str(cluster_spec), "--results", str(results), "--run-id", "d", "--quiet"]
-    code, mods, output = imported(*args, "--workers", "2", cwd=tmp_path)
+    env = {"RAY_ADDRESS": ray_cluster["address"]}
+    code, mods, output = imported(*args, "--workers", "2", cwd=tmp_path, env=env)
     assert code == 0, output
     assert "8 run now, 0 failed" in output
     assert mods == {"torch": False, "ray": True}, output
