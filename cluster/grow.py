@@ -51,6 +51,11 @@ class Growth:
         self._requested: int | None = None
         self._requested_at = -1e9
 
+    @property
+    def follows(self) -> bool:
+        """Whether the pool's size follows the cluster (no fixed size)."""
+        return self.max_workers is None
+
     def target(self, cells_left: int, current: int) -> int:
         """Actors wanted now for ``cells_left`` cells, given ``current`` actors."""
         if self.max_workers is not None:

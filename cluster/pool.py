@@ -33,7 +33,7 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayError, WorkerCrashedError
 
 from adv_core.config import Cell
-from cluster.grow import Growth, cluster_gpus, default_workers
+from cluster.grow import REFRESH_S, Growth, cluster_gpus, default_workers
 from cluster.outcome import HOOK_ENV, Outcome
 from cluster.sink import ResultSink
 
@@ -190,6 +190,8 @@ class RayBackend:
         refs = list(handles) + list(self.reviving)
         if self.reviving or self.backoff:
             timeout = POLL_S if timeout is None else min(timeout, POLL_S)
+        elif self.growth.follows:  # look at the cluster again soon, even while cells run long
+            timeout = REFRESH_S if timeout is None else min(timeout, REFRESH_S)
         if not refs:
             time.sleep(timeout or 0.0)
             return []

@@ -28,6 +28,7 @@ from adv_core.run import error_text, load_data, run_cell
 from cluster.outcome import HOOK_ENV, Outcome
 from cluster.sink import ResultSink
 
+
 class WorkerHook(Protocol):
     """What a plug-in loaded by ``load_hook`` provides."""
 

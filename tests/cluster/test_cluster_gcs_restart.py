@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from adv_core.config import Cell
-from cluster.outcome import FAULT_ENV
 from cluster.pool import RayBackend
 from cluster.scheduler import CellState, Summary, run_cells
-from tests.cluster.heads import free_ports, wait_for
+from tests.cluster.helpers import free_ports, wait_for
+from tests.fault.inject import HOOK_ENV, hook
 
 pytestmark = pytest.mark.slow
 MB = 1024 * 1024
@@ -68,7 +68,7 @@ def ft_cluster(redis: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def test_gcs_restart_mid_sweep_loses_nothing(
     ft_cluster: Any, run_sink: Any, tiny_cells: list[Cell], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(FAULT_ENV, "sleep::1.0")
+    monkeypatch.setenv(HOOK_ENV, hook("sleep::1.0"))
     backend = RayBackend(run_sink, 2, cpus_per_worker=1)
     assert len(backend.worker_info(timeout_s=120)) == 2
     finished: list[int] = []  # cells finished, after each scheduler loop
