@@ -16,13 +16,13 @@ so their nodes go idle and an autoscaler can remove them.
 from __future__ import annotations
 
 import contextlib
-import time
+import threading
 
 import ray
 from ray.exceptions import RayError
 
 REFRESH_S = 2.0  # how often the cluster's size is re-read (one GCS call)
-REQUEST_EVERY_S = 1.0  # at most one request_resources call per second
+REQUEST_EVERY_S = 0.5  # the watcher's pause after each pass (bounds its GCS calls)
 
 
 def cluster_gpus() -> float:
@@ -43,45 +43,67 @@ def fits(res: dict[str, float], cpus_per_worker: float, gpus_per_worker: float) 
 
 
 class Growth:
-    """The pool's target size; ``target`` is called on every scheduler loop, so it is cheap."""
+    """The pool's target size. ``target`` runs on every scheduler loop and never calls Ray: a
+    watcher thread reads the cluster's size and sends the autoscaler request, so a GCS that is
+    restarting (its calls block) never stalls the driver, whose cells keep running."""
 
     def __init__(self, cpus: float, gpus: float, max_workers: int | None) -> None:
         self.cpus, self.gpus, self.max_workers = cpus, gpus, max_workers
-        self._fits, self._read_at = 0, -1e9
-        self._requested: int | None = None
-        self._requested_at = -1e9
+        self._fits = fits(ray.cluster_resources(), cpus, gpus) if max_workers is None else 0
+        self._want: int | None = None  # bundles the pool wants requested
+        self._sent: int | None = None  # bundles of the standing request
+        self._wake, self._stop = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="sweeps-growth", daemon=True)
+        self._thread.start()
 
     @property
     def follows(self) -> bool:
         """Whether the pool's size follows the cluster (no fixed size)."""
         return self.max_workers is None
 
+    @property
+    def requested(self) -> int | None:
+        """Bundles of the standing ``request_resources`` call (None: never sent)."""
+        return self._sent
+
     def target(self, cells_left: int, current: int) -> int:
         """Actors wanted now for ``cells_left`` cells, given ``current`` actors."""
         if self.max_workers is not None:
             want = min(self.max_workers, cells_left)
-            self._request(want)
+            if want != self._want:
+                self._want = want
+                self._wake.set()
             return want
-        now = time.monotonic()
-        if now - self._read_at > REFRESH_S:
-            self._read_at = now
-            # the GCS restarting: keep the last size, the cells keep running
-            with contextlib.suppress(RayError):
-                self._fits = fits(ray.cluster_resources(), self.cpus, self.gpus)
         # never below the actors there are: a lost node's actors restart elsewhere (Ray)
         return min(cells_left, max(self._fits, current, 1))
 
-    def _request(self, n: int) -> None:
-        now = time.monotonic()
-        if n == self._requested or (n and now - self._requested_at < REQUEST_EVERY_S):
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(REFRESH_S)
+            self._wake.clear()
+            with contextlib.suppress(RayError):  # the GCS restarting: try again later
+                if self.follows:
+                    self._fits = fits(ray.cluster_resources(), self.cpus, self.gpus)
+                self._send()
+            self._stop.wait(REQUEST_EVERY_S)
+
+    def _send(self) -> None:
+        want = self._want
+        if want is None or want == self._sent:
             return
         from ray.autoscaler.sdk import request_resources
 
         bundle = {"CPU": self.cpus, **({"GPU": self.gpus} if self.gpus > 0 else {})}
-        request_resources(bundles=[bundle] * n)
-        self._requested, self._requested_at = n, now
+        request_resources(bundles=[bundle] * want)
+        self._sent = want
 
     def release(self) -> None:
-        """Drop the standing request, so the autoscaler may remove idle nodes."""
-        if self._requested:
-            self._request(0)
+        """Stop watching and drop the standing request, so the autoscaler may remove idle
+        nodes."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=30)
+        if self._sent:
+            self._want = 0
+            with contextlib.suppress(RayError):
+                self._send()

@@ -190,7 +190,7 @@ class RayBackend:
         refs = list(handles) + list(self.reviving)
         if self.reviving or self.backoff:
             timeout = POLL_S if timeout is None else min(timeout, POLL_S)
-        elif self.growth.follows:  # look at the cluster again soon, even while cells run long
+        else:  # act on the cluster's size and the work left soon, even while cells run long
             timeout = REFRESH_S if timeout is None else min(timeout, REFRESH_S)
         if not refs:
             time.sleep(timeout or 0.0)

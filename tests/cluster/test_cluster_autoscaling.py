@@ -110,7 +110,8 @@ def test_fixed_pool_asks_for_nodes_waits_for_them_and_lets_them_go(
         th.join(timeout=300)
         assert not th.is_alive()
         # the work is done: the pool let its workers go and dropped its request
-        assert backend.handles == {} and requested() == []
+        assert backend.handles == {}
+        wait_for("the request to be dropped", lambda: requested() == [], 30, 0.1)
         avail = ray.available_resources().get("CPU", 0)
         assert avail == ray.cluster_resources().get("CPU") == 2  # both nodes idle: removable
         empty_head.remove_node(first)
