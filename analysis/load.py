@@ -84,6 +84,7 @@ def _scan(
         hive_schema=hive,
         schema=pschema,
         storage_options=storage_options,
+        missing_columns="insert",  # files written before an additive column read it as null
     )
 
 

@@ -108,3 +108,20 @@ def test_compact_removes_old_checkpoint_temporaries_only(tmp_path: Path) -> None
     assert store.load_model("ab" + "0" * 62) is None  # never read as a checkpoint
     compact(store.root)
     assert not old.exists() and young.exists()
+
+
+def test_files_written_before_an_additive_column_still_load(filled: ResultStore) -> None:
+    """The schema grows additively (DESIGN.md): an older file lacks the newer nullable columns;
+    every reader fills them with nulls instead of failing the whole scan."""
+    from analysis import load
+
+    directory = Path(filled.partition(METRICS, RUN.sweep, RUN.run_id))
+    first = sorted(directory.glob("*.parquet"))[0]
+    t = pq.read_table(first)
+    newest = t.schema.field(t.num_columns - 1)
+    assert newest.nullable
+    pq.write_table(t.drop_columns([newest.name]), first)  # as an older version wrote it
+    df = load(filled.root).collect()
+    assert df.height == 3 * 6 + 2
+    assert df.filter(df["cell_hash"] == first.stem)[newest.name].is_null().all()
+    assert filled.read_table(METRICS, RUN.sweep, RUN.run_id).num_rows == 3 * 6 + 2
