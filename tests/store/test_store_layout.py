@@ -80,13 +80,21 @@ def test_a_lagging_or_stale_index_never_claims_missing_rows(
     [name] = body["parts"]
     body["parts"]["part-gone.parquet"] = body["parts"][name]
     index.write_text(json.dumps(body))
+    part_bytes = (Path(directory) / name).read_bytes()
     (Path(directory) / name).unlink()
     done, _ = filled.cell_status(RUN.sweep, RUN.run_id)
     assert done == {cells[-1].cell_hash: "failed"}
     assert {c.cell_hash for c in filled.pending(RUN, cells)} == {c.cell_hash for c in cells}
+    index.write_text(saved.decode())  # the part as it was, and an index entry that lies ...
+    (Path(directory) / name).write_bytes(part_bytes)
+    body = json.loads(saved)
+    body["parts"][name]["cells"].append("f" * 16)
+    body["parts"][name]["size"] += 1  # ... about a file of another size: its footer is read
+    index.write_text(json.dumps(body))
+    assert filled.cell_status(RUN.sweep, RUN.run_id)[0] == want
     index.write_text("{not json")  # an unreadable index is ignored with a warning
     with pytest.warns(UserWarning, match="unreadable index"):
-        assert filled.cell_status(RUN.sweep, RUN.run_id)[0] == done
+        assert filled.cell_status(RUN.sweep, RUN.run_id)[0] == want
 
 
 def test_compact_removes_old_checkpoint_temporaries_only(tmp_path: Path) -> None:
