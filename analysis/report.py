@@ -184,7 +184,12 @@ def build_report(
             files[f.name] = saved
             plt.close(f.fig)
     extra = [("Runs, cells and rows", _runs_table(df))] if df.height else []
-    params = {"RESULTS": _results_param(results), "SWEEP": sweep, "RUN": run, "FIGURES": str(fig_dir)}
+    params = {
+        "RESULTS": _results_param(results),
+        "SWEEP": sweep,
+        "RUN": run,
+        "FIGURES": str(fig_dir),
+    }
     nb_parts, failed = _notebook_parts(notebooks or [], params, str(results), timeout_s)
     absent = [*(f"verdict on {c}" for c in absent_claims), *absent]
     title = f"Robustness report: {sweep or 'all sweeps'}" + (f", run {run}" if run else "")

@@ -39,6 +39,11 @@ class Section:
     tables: list[Table] = field(default_factory=list)
 
 
+def _num(value: Any) -> float:
+    """A polars scalar (typed as any Python value) as a float."""
+    return float(value)
+
+
 Builder = Callable[[pl.DataFrame, dict[str, verdicts.Verdict]], Section | None]
 
 
@@ -55,7 +60,7 @@ def _sample_complexity(df: pl.DataFrame, found: dict[str, verdicts.Verdict]) -> 
     shown = curves.filter(pl.col("eps") == v.details["eps"])
     th = None
     if sc.len():
-        ns = claims.log_grid(1, float(curves["n_train"].max()), 40)
+        ns: Any = claims.log_grid(1, _num(curves["n_train"].max()), 40)
         th = theory.gaussian(
             sorted(curves["d"].unique().to_list()),
             sorted(shown["eps"].unique().to_list()),
@@ -114,10 +119,10 @@ def _inevitability(df: pl.DataFrame, found: dict[str, verdicts.Verdict]) -> Sect
     from analysis.figures_claims import error_vs_scaled_eps, transitions_vs_d
 
     r = float(rows["ds_r"].drop_nulls()[0])
-    n_max = rows["n_train"].max()
+    n_max = int(_num(rows["n_train"].max()))
     rows = rows.filter(pl.col("n_train") == n_max)
     curves = pooled(rows, ["d", "model", "train_method", "eps"])
-    eps_fine = claims.log_grid(1e-3, float(curves["eps"].max()), 80)
+    eps_fine = claims.log_grid(1e-3, _num(curves["eps"].max()), 80)
     dense_th = theory.dense(sorted(curves["d"].unique().to_list()), [0.0, *eps_fine], r=r)
     ev = v.evidence
     b = pl.col("bound_r_over_sqrt_d")
@@ -159,7 +164,7 @@ def _overview(df: pl.DataFrame, found: dict[str, verdicts.Verdict]) -> Section |
     curves = robustness_curve(ok.lazy())
     figs = [
         Figure(
-            f"overview-{attack}-{norm}",
+            f"robust-vs-eps-{attack}-{norm}",
             f"Robust accuracy under {attack} ({norm}) against eps, one panel per "
             "(dataset, d, model), one line per n_train, 95% bands; dashed: the exact "
             "population value of the trained linear model where theory gives one.",

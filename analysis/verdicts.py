@@ -87,15 +87,16 @@ class Verdict:
     details: dict[str, float] = field(default_factory=dict)  # e.g. the eps a transition used
 
 
-def _decide_exponent(
-    est: Estimate, expected: float, sign: int, what: str
-) -> tuple[Status, str]:
+def _decide_exponent(est: Estimate, expected: float, sign: int, what: str) -> tuple[Status, str]:
     """The exponent rule shared by both claims: ``sign`` +1 (must grow) or -1 (must shrink)."""
     if not est.known():
         return "inconclusive", f"no interval for the exponent of {what} (too few crossings)"
     if sign * est.lo > 0 and sign * est.hi > 0:
         if est.covers(expected, TOLERANCE):
-            return "pass", f"{what} {'grows' if sign > 0 else 'shrinks'} with d at the rate of the closed form"
+            return (
+                "pass",
+                f"{what} {'grows' if sign > 0 else 'shrinks'} with d at the rate of the closed form",
+            )
         return "fail", f"{what} moves with d, but its exponent {est} is away from {expected:g}"
     if sign * est.hi <= 0 and sign * est.lo <= 0:
         return "fail", f"{what} does not {'grow' if sign > 0 else 'shrink'} with d: {est}"
@@ -104,7 +105,7 @@ def _decide_exponent(
 
 def _one_unit(table: pl.DataFrame) -> bool:
     """True when some d has a single seed: the bootstrap then has nothing to resample."""
-    return "units" in table.columns and bool(table.height) and int(table["units"].min()) < 2
+    return "units" in table.columns and bool(table.height) and min(table["units"].to_list()) < 2
 
 
 def _censored_note(table: pl.DataFrame) -> str:
@@ -189,9 +190,9 @@ def inevitability(df: pl.DataFrame) -> Verdict | None:
     est = Estimate.of(fit)
     r = float(rows["ds_r"].drop_nulls()[0]) if "ds_r" in rows.columns else 3.0
     bound = theory.dense_eps_to_break(table["d"].to_list(), BREAK_FRACTION, r=r)
-    evidence = table.select(
-        "d", pl.col("x_star").alias("eps_star"), "lo", "hi"
-    ).join(bound.select("d", pl.col("eps_break").alias("bound_r_over_sqrt_d")), on="d")
+    evidence = table.select("d", pl.col("x_star").alias("eps_star"), "lo", "hi").join(
+        bound.select("d", pl.col("eps_break").alias("bound_r_over_sqrt_d")), on="d"
+    )
     above = _above_bayes(rows, r)
     status, reason = _decide_exponent(est, -0.5, -1, "the eps breaking half of the points")
     if above.height:
@@ -205,7 +206,7 @@ def inevitability(df: pl.DataFrame) -> Verdict | None:
     elif status == "pass":
         reason += ", and never above the Bayes-optimal robust accuracy"
     model, method = rows["model"][0], rows["train_method"][0]
-    n = int(rows["n_train"][0])
+    n = int(rows["n_train"].to_list()[0])
     return Verdict(
         claim="Inevitability: the eps that breaks most points shrinks with d",
         theory=(
@@ -240,7 +241,9 @@ def _above_bayes(rows: pl.DataFrame, r: float) -> pl.DataFrame:
     ).select("d", "eps", pl.col("bayes_robust_acc").alias("bayes_acc"))
     checked = curves.drop("bayes_robust_acc").join(bayes, on=["d", "eps"], how="left")
     z = NormalDist().inv_cdf(1 - 0.025 / max(checked.height, 1))
-    lo = [wilson(int(k), int(n), z)[0] for k, n in zip(checked["robust"], checked["n"], strict=True)]
+    lo = [
+        wilson(int(k), int(n), z)[0] for k, n in zip(checked["robust"], checked["n"], strict=True)
+    ]
     return checked.with_columns(pl.Series("robust_acc_lo", lo, dtype=pl.Float64)).filter(
         pl.col("robust_acc_lo") > pl.col("bayes_acc") + 1e-9
     )

@@ -54,39 +54,39 @@ def status(results: ResultsOpt = "results", as_json: JsonOpt = False) -> None:
 
 def report(
     results: ResultsOpt = "results",
-    out_path: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path(
-        "report.html"
-    ),
+    out_path: Annotated[
+        Path, typer.Option("--out", help="HTML file to write (Markdown beside it, .md).")
+    ] = Path("report.html"),
     sweep: SweepOpt = None,
     run_id: RunIdOpt = None,
     notebook: Annotated[
         list[str] | None,
         typer.Option(
-            "--notebook", help="Notebook name(s) under analysis/notebooks (default: all)."
+            "--notebook",
+            help="Also execute these notebooks of analysis/notebooks and append their output "
+            "(code hidden).",
         ),
     ] = None,
 ) -> None:
-    """Execute the analysis notebooks on a results folder and write one HTML report, with
-    each figure also saved as a PNG in <out stem>_figures/ next to it. Exit 1 if a notebook
-    failed (the report still shows its output up to the error)."""
-    from analysis.report import NOTEBOOKS, available, build_report
+    """Write the report of a results folder: a standalone HTML page that opens with the
+    verdicts of the claims, then figures with captions, then tables (and the same as Markdown
+    beside it), each figure also as a PNG in <out stem>_figures/. Exit 1 if a notebook asked
+    for failed (the page still shows its output up to the error)."""
+    from analysis.report import NOTEBOOKS, build_report
 
     check_results_root(results)
-    names = notebook or available()
+    names = notebook or []
     unknown = [n for n in names if not (NOTEBOOKS / f"{n}.ipynb").is_file()]
     if unknown:
-        fail_invalid(
-            [
-                (
-                    "--notebook",
-                    f"unknown notebook(s) {unknown}; known: {sorted(p.stem for p in NOTEBOOKS.glob('*.ipynb'))}",
-                )
-            ]
-        )
+        known = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
+        fail_invalid([("--notebook", f"unknown notebook(s) {unknown}; known: {known}")])
     rep = build_report(results, out_path, names, sweep=sweep, run=run_id)
-    out.print(f"report: {rep.path}")
+    out.print(f"report: {rep.path}", highlight=False, soft_wrap=True)
+    out.print(f"markdown: {rep.markdown}", highlight=False, soft_wrap=True)
+    for v in rep.verdicts:
+        out.print(f"  {v.status:<12} {v.claim}", highlight=False, soft_wrap=True)
     if rep.figures:
-        out.print(f"figures ({len(rep.figures)}): {rep.figures[0].parent}")
+        out.print(f"figures ({len(rep.figures)}): {rep.figures[0].parent}", soft_wrap=True)
         for f in rep.figures:
             out.print(f"  {f.name}", highlight=False)
     for name, msg in rep.failed.items():

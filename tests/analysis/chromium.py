@@ -9,6 +9,7 @@ docs/report-screenshot.png is made).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -52,9 +53,7 @@ class Browser:
         self._r, from_chrome_w = os.pipe()  # and writes answers on fd 4
         # bash puts the pipe ends on fds 3 and 4 (the numbers chromium expects; through spare
         # fds, as the ends may themselves be 3 or 4), then execs chromium
-        redirect = (
-            f'exec "$@" 100<&{to_chrome_r} 101>&{from_chrome_w} 3<&100 4>&101 100<&- 101>&-'
-        )
+        redirect = f'exec "$@" 100<&{to_chrome_r} 101>&{from_chrome_w} 3<&100 4>&101 100<&- 101>&-'
         self.proc = subprocess.Popen(
             ["/bin/bash", "-c", redirect, "bash", binary, *FLAGS,
              f"--user-data-dir={self.profile}", "about:blank"],
@@ -123,9 +122,7 @@ class Browser:
         return session
 
     def evaluate(self, session: str, expression: str) -> Any:
-        res = self.call(
-            "Runtime.evaluate", session, expression=expression, returnByValue=True
-        )
+        res = self.call("Runtime.evaluate", session, expression=expression, returnByValue=True)
         if "exceptionDetails" in res:
             raise RuntimeError(f"javascript failed: {res['exceptionDetails']}")
         return res["result"].get("value")
@@ -140,20 +137,16 @@ class Browser:
         path.write_bytes(base64.b64decode(shot["data"]))
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError, TimeoutError, OSError):
             self.call("Browser.close")
-        except (RuntimeError, TimeoutError, OSError):
-            pass
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
         for fd in (self._r, self._w):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         shutil.rmtree(self.profile, ignore_errors=True)
 
     def __enter__(self) -> Browser:

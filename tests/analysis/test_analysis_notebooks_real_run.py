@@ -25,10 +25,11 @@ def test_overview_notebook_executes_and_renders(
     )
     assert rep.exit_code == 0, rep.output
     html = (tmp_path / "report.html").read_text()
-    assert "Overview: robust accuracy against eps" in html and html.count("<img ") == 2
-    assert "Traceback" not in html
-    # the PNG copies land next to the report, not in the kernel's working folder
-    assert len(list((tmp_path / "report_figures").glob("*.png"))) == 2
+    pngs = list((tmp_path / "report_figures").glob("*.png"))
+    # the page's own figures plus the notebook's two (exact and fgsm), each shown once
+    assert "Overview: robust accuracy against eps" in html and html.count("<img ") == len(pngs)
+    assert {"overview-exact-linf.png", "overview-fgsm-linf.png"} <= {p.name for p in pngs}
+    assert "Traceback" not in html and str(tmp_path) not in html  # no absolute path shown
     notebooks = Path(__file__).resolve().parents[2] / "analysis" / "notebooks"
     assert sorted(p.suffix for p in notebooks.iterdir()) == [".ipynb"] * len(
         list(notebooks.iterdir())
