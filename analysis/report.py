@@ -8,6 +8,7 @@ one tagged ``parameters``; notebooks save each figure as FIGURES/<name>.png thro
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,23 +53,30 @@ def execute_notebook(name: str, params: dict[str, Any], timeout_s: int = 600) ->
     """Run notebooks/<name>.ipynb with ``params``; returns the executed notebook. On an error
     raises NotebookFailed with the partly executed notebook as ``nb``."""
     import nbformat
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     inject_parameters(nb, params)
-    client = NotebookClient(
-        nb,
-        timeout=timeout_s,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(NOTEBOOKS)}},
-    )
-    try:
-        client.execute()
-    except CellExecutionError as exc:
-        err = NotebookFailed(f"notebook {name} failed: {str(exc)[-1500:]}")
-        err.nb = nb  # type: ignore[attr-defined]
-        raise err from None
+    with tempfile.TemporaryDirectory(prefix="kernel-") as sock_dir:
+        # IPC sockets in a private folder: the kernel opens no TCP port (and so has nothing
+        # unencrypted to warn about)
+        km = KernelManager(
+            kernel_name="python3", transport="ipc", ip=os.path.join(sock_dir, "kernel")
+        )
+        client = NotebookClient(
+            nb, km=km, timeout=timeout_s, resources={"metadata": {"path": str(NOTEBOOKS)}}
+        )
+        try:
+            client.execute()
+        except CellExecutionError as exc:
+            err = NotebookFailed(f"notebook {name} failed: {str(exc)[-1500:]}")
+            err.nb = nb  # type: ignore[attr-defined]
+            raise err from None
+        finally:
+            if km.has_kernel:
+                km.shutdown_kernel(now=False)
     return nb
 
 

@@ -4,6 +4,7 @@ a connection is made, so commands that merely read tokens or specs stay fast."""
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -13,6 +14,15 @@ LOCAL_ENV_DEFAULTS = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # keep a local cluster on 127.0.0.1
     "RAY_USAGE_STATS_ENABLED": "0",  # no usage reports leave the machine
 }
+# Ray warns on every local start that it turned token authentication on by default; the
+# cluster keeps it on, the warning is only shown with --verbose.
+TOKEN_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
+VERBOSE_ENV = "SWEEPS_VERBOSE"  # "1": Ray's INFO logs on the driver (sweeps --verbose)
+
+
+def ray_log_level() -> int:
+    """Ray's driver log level: INFO with SWEEPS_VERBOSE=1, else WARNING (quiet by default)."""
+    return logging.INFO if os.environ.get(VERBOSE_ENV) == "1" else logging.WARNING
 
 
 def resolve_token(token: str | None = None) -> str | None:
@@ -68,14 +78,22 @@ def connect(
         tok = resolve_token(token)
         if tok:
             os.environ["RAY_AUTH_TOKEN"] = tok
-        ctx = ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+        ctx = ray.init(
+            address=address,
+            runtime_env=runtime_env,
+            log_to_driver=True,
+            logging_level=ray_log_level(),
+        )
         return _remember({"address": address, "local": False, "dashboard": _url(ctx)})
     for k, v in LOCAL_ENV_DEFAULTS.items():
         os.environ.setdefault(k, v)
+    if ray_log_level() > logging.INFO:
+        logging.getLogger(TOKEN_NOTICE_LOGGER).setLevel(logging.ERROR)
     ctx = ray.init(
         num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard,
         dashboard_host="127.0.0.1", object_store_memory=object_store_mb * 1024 * 1024,
         _temp_dir=short_temp_dir(), log_to_driver=True, runtime_env=runtime_env,
+        logging_level=ray_log_level(),
     )  # fmt: skip
     return _remember({"address": "local", "local": True, "dashboard": _url(ctx)})
 

@@ -89,6 +89,12 @@ class LeaseLock:
             return {"token": None, "expires": 0.0}  # a torn lease is a stale lease
         return info
 
+    def live(self) -> bool:
+        """Whether someone holds the lock now (a lease that has not expired, held by a process
+        that is alive when it is on this host)."""
+        info = self.holder()
+        return info is not None and not self._stale(info)
+
     def _stale(self, info: dict[str, Any]) -> bool:
         if float(info.get("expires", 0.0)) < self.clock():
             return True

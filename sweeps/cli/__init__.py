@@ -20,6 +20,20 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Reproducible adversarial-robustness sweeps on Ray.",
 )
+
+
+@app.callback()
+def _options(
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Show Ray's and Jupyter's logs (quiet by default)."
+    ),
+) -> None:
+    """Reproducible adversarial-robustness sweeps on Ray."""
+    from sweeps.cli.output import set_verbosity
+
+    set_verbosity(verbose)
+
+
 for _command in (
     sweep.validate,
     sweep.plan,

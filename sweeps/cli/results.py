@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from sweeps.cli.common import (
     JsonOpt,
@@ -20,36 +17,28 @@ from sweeps.cli.common import (
     fail_invalid,
     out,
 )
+from sweeps.cli.output import is_terminal, print_json, print_line, print_table
+
+STATUS_COLUMNS = ("sweep", "run_id", "planned", "done", "failed", "diverged", "missing", "state")
 
 
 def status(results: ResultsOpt = "results", as_json: JsonOpt = False) -> None:
-    """Runs with their cells done / failed / missing, and unreadable files."""
+    """Runs with their cells done / failed / missing and their state (complete, incomplete,
+    failed, running), then any unreadable files. Piped, the table is tab-separated with every
+    id and path whole."""
     from sweeps.status import collect_status
 
     check_results_root(results)
     info = collect_status(results)
     if as_json:
-        sys.stdout.write(json.dumps(info, indent=2, default=str) + "\n")
+        print_json(info)
         return
-    table = Table(
-        "sweep", "run", "planned", "done", "failed", "diverged", "missing", "state", "unreadable"
-    )
-    for r in info["runs"]:
-        table.add_row(
-            r["sweep"],
-            r["run_id"],
-            str(r["planned"]),
-            str(r["done"]),
-            str(r["failed"]),
-            str(r["diverged"]),
-            str(r["missing"]),
-            r["state"],
-            str(len(r["unreadable"])),
-        )
-    out.print(table)
-    for r in info["runs"]:
+    rows = [[r[c] for c in STATUS_COLUMNS] + [len(r["unreadable"]), r["why"]] for r in info["runs"]]
+    print_table([*STATUS_COLUMNS, "unreadable", "why"], rows)
+    for r in info["runs"]:  # piped: on stderr, so that stdout stays one table
         for f in r["unreadable"]:
-            out.print(f"[yellow]unreadable[/yellow] {f}")
+            text = f"unreadable: {r['sweep']} {r['run_id']} {f}"
+            print_line(text) if is_terminal() else err.print(text, highlight=False, soft_wrap=True)
 
 
 def report(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import errno
-import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +25,7 @@ from sweeps.cli.common import (
     out,
     read_spec,
 )
+from sweeps.cli.output import print_json, print_line
 from sweeps.exit_codes import EXIT_FAILED
 
 # Storage failures of the results root that end a run (the cells finished so far are kept).
@@ -43,8 +44,28 @@ def plan(
     run_id: RunIdOpt = None,
     as_json: JsonOpt = False,
     max_cells: MaxCellsOpt = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Workers to spread the cells over (default: "
+            "this machine's CPUs / cpus_per_worker).",
+        ),
+    ] = None,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate",
+            help="Time a few of the plan's cells here first (writes "
+            "nothing) instead of using earlier runs' timings.",
+        ),
+    ] = False,
 ) -> None:
-    """Dry run: the cells, how many are done, the estimated cost. Writes nothing."""
+    """Dry run: the cells, how many are done, and the wall time they need (seconds on the
+    target, CPU-hours, GPU-hours, with an interval), calibrated on earlier runs' cell timings
+    in the results root or on a short probe (--calibrate). Writes nothing."""
+    from sweeps.estimate import estimate, from_results, probe
     from sweeps.plan import plan as make_plan
     from sweeps.plan import summarize
     from sweeps.runner import default_run_id
@@ -56,15 +77,35 @@ def plan(
     rid = run_id or default_run_id(s)
     cells = make_plan(s)
     done: dict[str, str] = {}
-    if "://" in results or Path(results).is_dir():
+    exists = "://" in results or Path(results).is_dir()
+    if exists:
         done, _ = ResultStore(results).cell_status(s.name, rid)
-    summary = summarize(s, cells, {h for h, st in done.items() if st != "failed"})
-    if as_json:
-        out.print_json(json.dumps({"run_id": rid, **summary.__dict__}))
-        return
-    out.print(
-        f"sweep {s.name!r} run {rid}: {summary.cells} cells ({summary.unique_trainings} distinct trainings), {summary.done} done, {summary.pending} pending, ~{summary.rows_per_cell} rows per cell, estimated cost {summary.estimated_cost:.3g} units"
+    finished = {h for h, st in done.items() if st != "failed"}
+    summary = summarize(s, cells, finished)
+    pending = [c for c in cells if c.cell_hash not in finished]
+    cal = probe(pending or cells) if calibrate else None
+    if cal is None and exists:
+        cal = from_results(ResultStore(results), s.name)
+    res = s.resources
+    n_workers = workers or max(1, int((os.cpu_count() or 1) / max(res.cpus_per_worker, 1e-9)))
+    est = (
+        estimate(pending, cal, n_workers, res.cpus_per_worker, res.gpus_per_worker) if cal else None
     )
+    if as_json:
+        print_json({"run_id": rid, **summary.__dict__, "time": est.__dict__ if est else None})
+        return
+    print_line(
+        f"sweep {s.name!r} run {rid}: {summary.cells} cells ({summary.unique_trainings} distinct "
+        f"trainings), {summary.done} done, {summary.pending} pending, ~{summary.rows_per_cell} "
+        "rows per cell"
+    )
+    if est is not None:
+        print_line(est.describe())
+    elif pending:
+        print_line(
+            "no cell timings in the results root yet: `sweeps plan --calibrate` times a few "
+            "cells here (writes nothing) to estimate the wall time"
+        )
 
 
 def run(
