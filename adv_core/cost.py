@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from adv_core.config import Cell, DatasetConfig
+from adv_core.config.models import safetensors_params
 
 # Examples per class of each real dataset, train and test files pooled (the loaders pool them).
 _PER_CLASS: dict[str, tuple[int, ...]] = {
@@ -34,6 +35,8 @@ def model_params(cell: Cell) -> int:
         return (d + 1) * c
     if m.name == "mlp":
         return d * m.width + (m.depth - 1) * m.width * m.width + m.width * c
+    if m.name == "external":
+        return safetensors_params(m.weights) or d * c
     if m.name == "cnn":
         return 9 * m.channels * (1 + 2 * m.channels) * d + m.hidden * d
     return 20 * m.width * m.width * m.blocks * d // 9

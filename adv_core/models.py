@@ -23,7 +23,14 @@ from safetensors.torch import save as st_save
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from adv_core.config.models import CnnModel, LinearModel, MlpModel, ModelConfig, ResnetModel
+from adv_core.config.models import (
+    CnnModel,
+    ExternalModel,
+    LinearModel,
+    MlpModel,
+    ModelConfig,
+    ResnetModel,
+)
 from adv_core.defenses import preprocess_from_spec
 from adv_core.registry import Registry
 from adv_core.rng import derive_seed
@@ -96,6 +103,23 @@ def _resnet(cfg: ResnetModel, input_shape: tuple[int, ...], n_classes: int) -> n
     layers += [_Block(w) for _ in range(cfg.blocks)]
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(w, n_classes)]
     return nn.Sequential(*layers)
+
+
+@register("external")
+def _external(cfg: ExternalModel, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    """The user's module with its safetensors weights (adv_core.external); its output must be
+    (B, n_classes) logits on inputs of ``input_shape``."""
+    from adv_core import external
+
+    module = external.load(cfg)
+    with torch.no_grad():
+        out = module(torch.zeros(2, *input_shape))
+    if tuple(out.shape) != (2, n_classes):
+        raise external.ExternalModelError(
+            f"factory {cfg.factory!r}: inputs (2, {', '.join(map(str, input_shape))}) give "
+            f"outputs {tuple(out.shape)}, expected (2, {n_classes}) logits"
+        )
+    return module
 
 
 def init_members(
@@ -343,6 +367,11 @@ def ensemble_from_bytes(
 ) -> Ensemble:
     """Rebuild an ensemble from safetensors bytes and its JSON config; nothing is unpickled."""
     meta = json.loads(config)
+    if meta.get("model", {}).get("name") == "external":
+        raise ValueError(
+            "an external model is built from the spec that names it, never from a saved "
+            "config (that would import code named by a data file)"
+        )
     cfg = _MODEL_ADAPTER.validate_python(meta["model"])
     shape = tuple(meta["input_shape"])
     modules = [build_module(cfg, shape, meta["n_classes"]) for _ in range(meta["n_members"])]

@@ -81,7 +81,11 @@ def run_cell(
     t0 = time.perf_counter()
     bundle = bundle if bundle is not None else load_data(cell)
     trained, log = False, None
-    if ensemble is None:
+    if ensemble is None and cell.training.method == "none":  # evaluate a given model
+        ensemble = new_ensemble(
+            cell.model, bundle.input_shape, bundle.n_classes, 1, cell.seed, build_preprocess(cell)
+        )
+    elif ensemble is None:
         try:
             ensemble, log = train_cell(cell, bundle, dev)
         except Diverged as exc:

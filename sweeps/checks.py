@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from adv_core.config import canonical_json
 from adv_core.cost import dataset_size
+from sweeps.checks_external import external_errors
 from sweeps.grid import Expansion
 
 Errors = list[tuple[str, str]]
@@ -63,7 +64,11 @@ def semantic_errors(spec: SpecView) -> Errors:
         + _size_errors(spec)
         + _attack_eps_errors(spec, datasets)
         + _training_eps_errors(spec, datasets)
-    )
+        + external_errors(
+            spec.grid.entries["models"], spec.grid.entries["training"], datasets,
+            spec.ensemble_size,
+        )
+    )  # fmt: skip
 
 
 def _row_key(attack: object) -> tuple[object, ...]:

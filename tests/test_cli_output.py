@@ -107,3 +107,17 @@ def test_complete_and_failed_states() -> None:
         "2 cells failed permanently",
     )
     assert run_state({"status": "complete"}, 3, 0, [], running=True)[0] == "running"
+
+
+def test_validate_json(tmp_path: Path) -> None:
+    from tests.conftest import TINY_SPEC
+
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(TINY_SPEC.format(name="tiny"))
+    bad.write_text(TINY_SPEC.format(name="tiny").replace("n_eval: 200", "n_eval: -1"))
+    ok = CliRunner().invoke(app, ["validate", str(good), "--json"])
+    assert ok.exit_code == 0 and json.loads(ok.output) == {"ok": True, "sweep": "tiny", "cells": 8}
+    no = CliRunner().invoke(app, ["validate", str(bad), "--json"])
+    assert no.exit_code == 2
+    errors = json.loads(no.output)["errors"]
+    assert [e["field"] for e in errors] == ["n_eval"]

@@ -52,6 +52,39 @@ class TrainingBase(Frozen):
         return 0
 
 
+class NoTraining(Frozen):
+    """Evaluate only: the model comes trained (an external model's weights). Has the
+    method-level interface of ``TrainingBase`` (no threat model, no unlabeled pool, zero
+    epochs) so cost estimates, rows and checks treat it like any method."""
+
+    method: Literal["none"] = "none"
+    defense: Literal["none", "quantize", "noise"] = "none"
+    defense_param: PositiveFloat = 0.1
+
+    @property
+    def epochs(self) -> int:
+        return 0
+
+    @property
+    def threat_norm(self) -> NormName | None:
+        return None
+
+    @property
+    def threat_eps(self) -> float | None:
+        return None
+
+    @property
+    def unlabeled_pool(self) -> int:
+        return 0
+
+    @property
+    def passes_per_step(self) -> int:
+        return 0
+
+    def helper_models(self, ensemble_size: int) -> int:
+        return 0
+
+
 class StandardTraining(TrainingBase):
     """Empirical risk minimisation on clean data."""
 
@@ -169,7 +202,8 @@ TrainingConfig = Annotated[
     | TradesTraining
     | RstTraining
     | EnsembleAtTraining
-    | GradRegTraining,
+    | GradRegTraining
+    | NoTraining,
     Field(discriminator="method"),
 ]
 

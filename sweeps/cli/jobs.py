@@ -14,9 +14,11 @@ from sweeps.cli.common import (
     SpecArg,
     TokenOpt,
     WorkersOpt,
+    err,
     fail_invalid,
     read_spec,
 )
+from sweeps.exit_codes import EXIT_INVALID
 
 
 def _jobs_address(address: str | None) -> str:
@@ -38,13 +40,32 @@ def submit(
     follow: Annotated[
         bool, typer.Option("--follow", help="Stream the job's output; exit with its exit code.")
     ] = False,
+    python: Annotated[
+        str, typer.Option("--python", help="The cluster's Python that runs the job.")
+    ] = "python",
+    preflight: Annotated[
+        bool,
+        typer.Option(
+            "--preflight/--no-preflight",
+            help="First check (a small job) that the cluster's Python has the dependencies.",
+        ),
+    ] = True,
 ) -> None:
-    """Submit the sweep to a running Ray cluster as a Ray job; prints the job id."""
+    """Submit the sweep to a running Ray cluster as a Ray job; prints the job id. A small
+    preflight job first checks that the cluster's Python can import the project's
+    dependencies, and says in one line what is missing and how to fix it (exit 2)."""
     from sweeps import submit as jobs
 
     read_spec(spec)  # invalid specs stop here (exit 2), before anything is uploaded
     addr = _jobs_address(address)
-    req = jobs.JobRequest(spec, results, run_id, workers)
+    if preflight:
+        from sweeps.preflight import check
+
+        msg = check(jobs.client(addr, token), python)
+        if msg:
+            err.print(msg, highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_INVALID)
+    req = jobs.JobRequest(spec, results, run_id, workers, python)
     job_id = jobs.submit(req, addr, token)
     sys.stdout.write(job_id + "\n")
     sys.stdout.flush()

@@ -56,6 +56,7 @@ def report(
             "(code hidden).",
         ),
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Write the report of a results folder: a standalone HTML page that opens with the
     verdicts of the claims, then figures with captions, then tables (and the same as Markdown
@@ -70,6 +71,22 @@ def report(
         known = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
         fail_invalid([("--notebook", f"unknown notebook(s) {unknown}; known: {known}")])
     rep = build_report(results, out_path, names, sweep=sweep, run=run_id)
+    if as_json:
+        print_json(
+            {
+                "html": str(rep.path), "markdown": str(rep.markdown),
+                "figures": [str(f) for f in rep.figures], "absent": rep.absent,
+                "failed": rep.failed,
+                "verdicts": [
+                    {"claim": v.claim, "status": v.status, "theory": v.theory,
+                     "measured": v.measured, "why": v.reason}
+                    for v in rep.verdicts
+                ],
+            }
+        )  # fmt: skip
+        if rep.failed:
+            raise typer.Exit(1)
+        return
     out.print(f"report: {rep.path}", highlight=False, soft_wrap=True)
     out.print(f"markdown: {rep.markdown}", highlight=False, soft_wrap=True)
     for v in rep.verdicts:

@@ -26,16 +26,26 @@ from sweeps.cli.common import (
     read_spec,
 )
 from sweeps.cli.output import print_json, print_line
-from sweeps.exit_codes import EXIT_FAILED
+from sweeps.exit_codes import EXIT_FAILED, EXIT_INVALID
 
 # Storage failures of the results root that end a run (the cells finished so far are kept).
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES}
 
 
-def validate(spec: SpecArg, max_cells: MaxCellsOpt = None) -> None:
+def validate(spec: SpecArg, max_cells: MaxCellsOpt = None, as_json: JsonOpt = False) -> None:
     """Validate a spec: exit 0, or exit 2 with one message per error naming the field path."""
+    if as_json:
+        from sweeps.spec import SpecError, load_spec
+
+        try:
+            v = load_spec(spec, max_cells)
+        except SpecError as exc:
+            print_json({"ok": False, "errors": [{"field": f, "message": m} for f, m in exc.errors]})
+            raise typer.Exit(EXIT_INVALID) from None
+        print_json({"ok": True, "sweep": v.name, "cells": v.grid_size()})
+        return
     s = read_spec(spec, max_cells)
-    out.print(f"ok: sweep {s.name!r}, {s.grid_size()} cells")
+    print_line(f"ok: sweep {s.name!r}, {s.grid_size()} cells")
 
 
 def plan(

@@ -5,6 +5,7 @@ verdict table and every figure must be visible, above-the-fold order as promised
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -75,3 +76,17 @@ def test_absent_sections_are_listed_once(synthetic_results: Path, tmp_path: Path
     assert "inevitability" in absent.group(1) and "transfer" in absent.group(1)
     assert "Inevitability" not in html.split("Not in these results")[0]
     assert "No transfer rows" not in html and "placeholder" not in html.lower()
+
+
+def test_report_json_lists_the_verdicts(synthetic_results: Path, tmp_path: Path) -> None:
+    out = tmp_path / "inev.html"
+    res = CliRunner().invoke(
+        app, ["report", "--results", str(synthetic_results), "--sweep", "inevitability",
+              "--out", str(out), "--json"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["html"] == str(out) and data["markdown"] == str(out.with_suffix(".md"))
+    claims = {v["claim"].split(":")[0]: v["status"] for v in data["verdicts"]}
+    assert claims["Inevitability"] == "pass"
+    assert "verdict on sample complexity" in data["absent"]

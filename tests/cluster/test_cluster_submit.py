@@ -112,3 +112,28 @@ def test_submit_follow_then_logs(head: dict[str, str], cluster_spec: Path, tmp_p
         app, ["logs", job_id, "--address", head["address"], "--token", head["token"], "--no-follow"]
     )
     assert logs.exit_code == 0 and "8 run now" in logs.output
+
+
+def test_submit_preflight_says_what_the_cluster_python_lacks(
+    head: dict[str, str], cluster_spec: Path, tmp_path: Path
+) -> None:
+    """A head whose job Python lacks the project's dependencies (here: the interpreter the venv
+    was made from) gets one line naming them and the fix, and no sweep job."""
+    bare = Path(sys.base_prefix) / "bin" / "python3"
+    before = {j.submission_id for j in jobs.client(head["address"], head["token"]).list_jobs()}
+    args = ["submit", str(cluster_spec), "--address", head["address"], "--token", head["token"]]
+    res = CliRunner().invoke(
+        app, [*args, "--results", str(tmp_path / "r"), "--python", str(bare)]
+    )
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("preflight: the cluster's Python"), lines
+    assert str(bare) in lines[0] or "python3" in lines[0]
+    assert "cannot import" in lines[0] and "typer" in lines[0] and "pip install" in lines[0]
+    new = [
+        j
+        for j in jobs.client(head["address"], head["token"]).list_jobs()
+        if j.submission_id not in before
+    ]
+    assert [j.metadata.get("sweeps") for j in new] == ["preflight"]  # the sweep never went
+    assert not (tmp_path / "r").exists()
