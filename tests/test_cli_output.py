@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sweeps.cli import app
+from tests.specs import tiny_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 LONG_RUN = "a-run-id-long-enough-to-overflow-any-80-column-table-" + "x" * 40
@@ -24,10 +25,8 @@ LONG_RUN = "a-run-id-long-enough-to-overflow-any-80-column-table-" + "x" * 40
 def damaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """8 cells run inline, then one metrics file deleted and one truncated."""
     tmp = tmp_path_factory.mktemp("status")
-    from tests.conftest import TINY_SPEC
-
     spec = tmp / "tiny.yaml"
-    spec.write_text(TINY_SPEC.format(name="tiny"))
+    spec.write_text(tiny_spec())
     results = tmp / "results"
     res = CliRunner().invoke(
         app, ["run", str(spec), "--results", str(results), "--run-id", LONG_RUN,
@@ -110,11 +109,9 @@ def test_complete_and_failed_states() -> None:
 
 
 def test_validate_json(tmp_path: Path) -> None:
-    from tests.conftest import TINY_SPEC
-
     good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
-    good.write_text(TINY_SPEC.format(name="tiny"))
-    bad.write_text(TINY_SPEC.format(name="tiny").replace("n_eval: 200", "n_eval: -1"))
+    good.write_text(tiny_spec())
+    bad.write_text(tiny_spec(n_eval=-1))
     ok = CliRunner().invoke(app, ["validate", str(good), "--json"])
     assert ok.exit_code == 0 and json.loads(ok.output) == {"ok": True, "sweep": "tiny", "cells": 8}
     no = CliRunner().invoke(app, ["validate", str(bad), "--json"])

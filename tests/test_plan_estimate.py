@@ -15,7 +15,7 @@ from sweeps.cli import app
 from sweeps.estimate import Calibration, estimate, fit_line
 from sweeps.plan import plan
 from sweeps.spec import load_spec
-from tests.conftest import TINY_SPEC
+from tests import specs
 
 
 def test_fit_and_estimate_recover_a_known_line(tiny_spec: Path) -> None:
@@ -43,7 +43,7 @@ def test_plan_prints_a_time_from_earlier_runs(tiny_spec: Path, tmp_path: Path) -
     )
     assert first.exit_code == 0, first.output
     more = tmp_path / "more.yaml"  # the same sweep with other seeds: 8 new cells
-    more.write_text(TINY_SPEC.format(name="tiny").replace("seeds: [0, 1]", "seeds: [2, 3]"))
+    more.write_text(specs.tiny_spec(seeds=[2, 3]))
     res = CliRunner().invoke(app, ["plan", str(more), "--results", str(results), "--workers", "2"])
     assert res.exit_code == 0, res.output
     assert "8 pending" in res.output and "estimated wall time" in res.output

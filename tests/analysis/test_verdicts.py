@@ -31,18 +31,22 @@ def frame(rows: list[dict[str, object]]) -> pl.DataFrame:
 
 def gaussian_rows(exponent: float, seeds: int = 4) -> pl.DataFrame:
     """pm1 Gaussian rows whose robust transition (accuracy 1/2 at eps 0.8) is at
-    n* = 0.5 d^exponent; standard accuracy 0.95 at every n and d."""
+    n* = 8 (d / 16)^exponent, inside the n grid; standard accuracy 0.95 at every n and d."""
     rng = np.random.default_rng(0)
     rows = []
     for d in DIMS:
         ds = GaussianData(d=d, theta="pm1", sigma_c=1.0)
         for n in NS:
-            p = 0.95 / (1 + (0.5 * d**exponent / n) ** 2)
+            p = 0.95 / (1 + (n_star(d, exponent) / n) ** 2)
             for seed in range(seeds):
                 for eps, rp in ((0.0, 0.95), (0.8, p)):
                     rows.append(make_row(RUN, ds, rng, n_train=n, seed=seed, eps=eps,
                                          robust_p=rp, clean_p=0.95))  # fmt: skip
     return frame(rows)
+
+
+def n_star(d: int, exponent: float) -> float:
+    return 8.0 * (d / 16) ** exponent
 
 
 def dense_rows(scale: float) -> pl.DataFrame:
@@ -70,10 +74,11 @@ def test_sample_complexity_passes_with_the_closed_form_exponent() -> None:
     assert v.estimate.lo < 0.5 < v.estimate.hi
     # the evidence table: one row per d with the measured n* and the closed form beside it
     assert v.evidence["d"].to_list() == list(DIMS)
-    n_star = v.evidence["robust_n_star"].to_numpy()
-    assert np.allclose(n_star, [0.5 * d**0.5 for d in DIMS], rtol=0.35)
+    n_stars = v.evidence["robust_n_star"].to_numpy()
+    assert np.allclose(n_stars, [n_star(d, 0.5) for d in DIMS], rtol=0.35)
     assert v.evidence["closed_form_n_star"].null_count() == 0
     assert "[" in v.measured and "eps = 0.8" in v.measured
+    assert "reached at the smallest n (1) at every d" in v.measured  # standard: flat
 
 
 @pytest.mark.parametrize(
