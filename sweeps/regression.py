@@ -35,7 +35,7 @@ import polars as pl
 import ruptures
 from scipy.stats import beta, binomtest, norm
 
-from sweeps.schema import METRICS_COLUMNS
+from sweeps.schema import METRICS_COLUMNS, Status
 
 GROUP_KEYS = (
     "dataset", "d", "n_train", "model", "train_method", "train_norm", "train_eps",
@@ -63,7 +63,7 @@ def group_label(key: dict[str, Any]) -> str:
 def group_counts(metrics: pl.DataFrame) -> pl.DataFrame:
     """Pooled binomial counts ``k`` (robust) of ``n`` per (run_id, group) of ok rows."""
     return (
-        metrics.filter((pl.col("status") == "ok") & pl.col("n_robust").is_not_null())
+        metrics.filter((pl.col("status") == Status.OK) & pl.col("n_robust").is_not_null())
         .group_by(["run_id", *KEYS])
         .agg(pl.col("n_robust").sum().alias("k"), pl.col("n_eval").sum().alias("n"))
         .sort(["run_id", *KEYS], nulls_last=True)
@@ -73,7 +73,7 @@ def group_counts(metrics: pl.DataFrame) -> pl.DataFrame:
 def example_outcomes(metrics: pl.DataFrame, examples: pl.DataFrame) -> pl.DataFrame:
     """Per (run_id, group, seed, train_hash, example, label): ``robust`` (clean-correct and not
     broken at the group's eps: the smallest breaking eps is above it)."""
-    cells = metrics.filter(pl.col("status") == "ok").select(
+    cells = metrics.filter(pl.col("status") == Status.OK).select(
         "run_id", "cell_hash", "seed", "train_hash", *KEYS
     )
     ex = examples.select(EXAMPLE_COLUMNS)

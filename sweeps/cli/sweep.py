@@ -27,6 +27,7 @@ from sweeps.cli.common import (
 )
 from sweeps.cli.output import print_json, print_line
 from sweeps.exit_codes import EXIT_FAILED, EXIT_INVALID
+from sweeps.schema import Status
 
 # Storage failures of the results root that end a run (the cells finished so far are kept).
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES}
@@ -90,7 +91,7 @@ def plan(
     exists = "://" in results or Path(results).is_dir()
     if exists:
         done, _ = ResultStore(results).cell_status(s.name, rid)
-    finished = {h for h, st in done.items() if st != "failed"}
+    finished = {h for h, st in done.items() if st != Status.FAILED}
     summary = summarize(s, cells, finished)
     pending = [c for c in cells if c.cell_hash not in finished]
     cal = probe(pending or cells) if calibrate else None
