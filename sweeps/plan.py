@@ -47,9 +47,11 @@ class PlanSummary:
 
 
 def summarize(spec: SweepSpec, cells: list[Cell], done: set[str]) -> PlanSummary:
+    from adv_core.evaluate import rows_per_target  # torch: only `sweeps plan` needs it
+
     pending = [c for c in cells if c.cell_hash not in done]
     targets = 1 + (spec.ensemble_size if spec.ensemble_size > 1 else 0)
-    rows = targets * sum(len(a.eps) for a in spec.attacks)
+    rows = targets * rows_per_target(spec.attacks)  # worst_case rows included
     return PlanSummary(
         cells=len(cells), done=len(cells) - len(pending), pending=len(pending),
         unique_trainings=len({c.train_hash for c in cells}),
