@@ -130,7 +130,10 @@ def _size_errors(spec: SpecView) -> Errors:
 
 def max_eps(norm: str, bounds: tuple[float, float], input_dim: int) -> float:
     """The largest perturbation that can matter inside the box ``bounds``^input_dim: the
-    diameter of the box in that norm (linf: hi - lo; l2: (hi - lo) sqrt(d); l1: (hi - lo) d)."""
+    diameter of the box in that norm (linf: hi - lo; l2: (hi - lo) sqrt(d); l1: (hi - lo) d).
+    An l0 budget counts changed entries, whatever the range: at most d."""
+    if norm == "l0":
+        return float(input_dim)
     width = bounds[1] - bounds[0]
     if norm == "l2":
         return width * math.sqrt(input_dim)
@@ -153,6 +156,16 @@ def _eps_error(eps: float, norm: str, cfg: Any) -> str | None:
 def _attack_eps_errors(spec: SpecView, datasets: list[Any]) -> Errors:
     errors: Errors = []
     for i, a in enumerate(spec.attacks):
+        cap = getattr(a, "max_eps", None)  # a minimum-norm search covers [0, max_eps] only
+        if cap is not None and max(a.eps) > cap:
+            errors.append(
+                (
+                    f"attacks[{i}].eps",
+                    f"eps {max(a.eps)} exceeds max_eps {cap} of {a.name}: its search covers "
+                    f"[0, max_eps] only, so robustness beyond it is unknown; raise max_eps",
+                )
+            )
+            continue
         for cfg in datasets:
             msg = _eps_error(max(a.eps), a.norm, cfg)
             if msg:

@@ -29,6 +29,7 @@ from adv_core.attacks.fmn import Fmn
 from adv_core.attacks.fooling import Fooling
 from adv_core.attacks.gradient import Bpda, EotPgd, Fgsm, Pgd
 from adv_core.attacks.min_norm import MinNorm
+from adv_core.attacks.one_pixel import OnePixel
 from adv_core.attacks.sparse import Sparse
 from adv_core.attacks.square import Square
 from adv_core.attacks.transfer import Transfer
@@ -89,6 +90,7 @@ for _name, _factory in {
     "cw": Cw,
     "square": Square,
     "sparse": Sparse,
+    "one_pixel": OnePixel,
     "exact": Exact,
     "transfer": _transfer,
     "min_norm": _min_norm,
@@ -116,6 +118,7 @@ __all__ = [
     "MinNorm",
     "MinimumNorm",
     "Model",
+    "OnePixel",
     "Pgd",
     "Sparse",
     "Square",

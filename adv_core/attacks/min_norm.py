@@ -7,13 +7,17 @@ adversarial point actually found (at most the bracket's upper end), so one run g
 robust-accuracy-versus-eps curve. For linear models the exact minimal distance is closed form
 (``exact``'s distances); the wrapper around an optimal attack must land within
 max_eps / 2^bisection_steps of it.
+
+The search covers [0, max_eps] only: an example it could not break there has an unknown
+distance, not an infinite one, so asking for an eps above max_eps is refused (ValueError here,
+exit 2 naming ``attacks[i].eps`` at ``sweeps validate``) instead of reporting it robust.
 """
 
 from __future__ import annotations
 
 import torch
 
-from adv_core.attacks.base import Attack, Bounds, MinimumNorm, Model
+from adv_core.attacks.base import Attack, AttackResult, Bounds, MinimumNorm, Model
 from adv_core.config.attacks import MinNormAttack
 
 
@@ -26,6 +30,23 @@ class MinNorm(MinimumNorm):
         self.base = base
         self.white_box = self.base.white_box
         self.eot = self.base.eot
+
+    def solve(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        eps_list: tuple[float, ...],
+        bounds: Bounds,
+        generator: torch.Generator | None,
+        batch_size: int,
+    ) -> AttackResult:
+        if eps_list and eps_list[-1] > self.cfg.max_eps:
+            raise ValueError(
+                f"min_norm: eps {eps_list[-1]} exceeds max_eps {self.cfg.max_eps}; the search "
+                "covers [0, max_eps] only, so robustness there is unknown (raise max_eps)"
+            )
+        return super().solve(model, x, y, eps_list, bounds, generator, batch_size)
 
     def search(
         self,

@@ -1,23 +1,37 @@
 """The Square attack (Andriushchenko et al. 2020): score-based black-box random search.
 
-Start from vertical stripes at the ball's vertices; each query redraws one random window (a
-square on images, a run of entries on flat inputs) to a random vertex value per channel and
-keeps the proposal when the margin loss rises. The window's area is a fraction p of the input,
-p shrinking on the paper's schedule. For linf the proposal sets the window to +-eps exactly as
-in the paper; for other norms the window gets equal-magnitude entries of norm eps (the norm's
-``vertex``) and the whole perturbation is projected back onto the ball, a simplification of the
-paper's l2 mass-moving proposal. Only logits are used: no gradients.
+Each query proposes a change of one random window (a square on images, a run of entries on flat
+inputs) and keeps it when the margin loss rises; the window's area is a fraction p of the input,
+p shrinking on the paper's schedule. Only logits are used: no gradients. The proposals follow
+the paper (and the reference code, fra31/auto-attack ``square.py``):
+
+- linf: start from vertical stripes at +-eps; a proposal sets the window to x0 +- eps (one sign
+  per channel), clipped to the box.
+- l2: start from a grid of windows each holding the paper's pattern eta (nested rectangles of
+  weight 1/k^2, opposite signs in the two halves) with a random sign per channel, scaled to norm
+  eps. A proposal moves mass between windows: it picks two windows W1 and W2, empties W2, and
+  writes into W1 a fresh eta plus W1's old content (each per channel normalised), rescaled so
+  W1 carries the mass of both windows and any budget left, eps^2 - ||delta||^2; the whole
+  perturbation is then rescaled to norm eps and clipped to the box.
+- l1 (no paper proposal): the window gets equal-magnitude entries of norm eps and the whole
+  perturbation is projected back onto the ball.
+
+A proposal that changes nothing (a window already at the proposed values, or clipped away by
+the box) is redrawn, up to ``_RESAMPLE`` times, as in the reference code, so no query is wasted
+on an input already scored.
 """
 
 from __future__ import annotations
 
 import torch
 
-from adv_core.attacks.base import Attack, Bounds, Model, bcast, margin_loss
+from adv_core.attacks.base import Attack, Bounds, Model, bcast, clip_box, margin_loss
 from adv_core.config.attacks import SquareAttack
 
 _SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64),
              (6000, 128), (8000, 256))  # fmt: skip
+_RESAMPLE = 10
+_TINY = 1e-12
 
 
 def p_at(p_init: float, it: int, n_queries: int) -> float:
@@ -38,6 +52,30 @@ def as_image(x: torch.Tensor) -> torch.Tensor:
     if x.dim() == 3:
         return x[:, None]
     return x.reshape(len(x), 1, 1, -1)
+
+
+def eta_rectangles(h: int, w: int) -> torch.Tensor:
+    """(h, w): nested rectangles around the centre, ring k weighted 1/(k+1)^2, unit l2 norm
+    (the reference's ``eta_rectangles``)."""
+    out = torch.zeros(h, w)
+    r, c = h // 2, w // 2
+    for k in range(max(r + 1, c + 1)):
+        out[max(r - k, 0) : min(r + k + 1, h), max(c - k, 0) : min(c + k + 1, w)] += (
+            1.0 / (k + 1) ** 2
+        )
+    return out / out.norm().clamp_min(_TINY)
+
+
+def eta(h: int, w: int) -> torch.Tensor:
+    """(h, w): the paper's l2 window pattern, +rectangles in the first half and -rectangles in
+    the second (halves split along the longer side), unit l2 norm."""
+    if h >= w and h > 1:
+        top, bot = eta_rectangles(h // 2, w), -eta_rectangles(h - h // 2, w)
+        out = torch.cat([top, bot], dim=0)
+    else:
+        left, right = eta_rectangles(h, w // 2), -eta_rectangles(h, w - w // 2)
+        out = torch.cat([left, right], dim=1)
+    return out / out.norm().clamp_min(_TINY)
 
 
 class Square(Attack):
@@ -62,6 +100,12 @@ class Square(Attack):
     def _draw(self, shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:
         return torch.rand(shape, generator=generator)
 
+    def _sign(
+        self, shape: tuple[int, ...], gen: torch.Generator | None, like: torch.Tensor
+    ) -> torch.Tensor:
+        """Random +-1 of ``shape`` with like's dtype and device."""
+        return ((self._draw(shape, gen) < 0.5).to(like.dtype) * 2 - 1).to(like.device)
+
     def _run(
         self,
         model: Model,
@@ -71,39 +115,146 @@ class Square(Attack):
         bounds: Bounds,
         generator: torch.Generator | None,
     ) -> torch.Tensor:
-        img = as_image(x0)
-        n, c, h, w = img.shape
-        dev = x0.device
-        sign = ((self._draw((n, c, 1, w), generator) < 0.5).to(x0.dtype) * 2 - 1).to(dev)
-        scale = bcast(eps, img) * self.norm.vertex(c * h * w)
-        x = self.project(x0, x0 + (sign * scale).expand_as(img).reshape(x0.shape), eps, bounds)
+        x = self._start(x0, eps, bounds, generator)
         loss = margin_loss(model(x), y)
-        rows = torch.arange(h, device=dev)[None, :, None]
-        cols = torch.arange(w, device=dev)[None, None, :]
         for it in range(1, self.cfg.queries):
             act = (loss <= 0).nonzero()[:, 0]
             if len(act) == 0:
                 break
             p = p_at(self.cfg.p_init, it, self.cfg.queries)
-            sh, sw = self._window(p, h, w)
-            r0 = (self._draw((len(act),), generator) * (h - sh + 1)).long().to(dev)
-            c0 = (self._draw((len(act),), generator) * (w - sw + 1)).long().to(dev)
-            inside = ((rows >= r0[:, None, None]) & (rows < (r0 + sh)[:, None, None])
-                      & (cols >= c0[:, None, None]) & (cols < (c0 + sw)[:, None, None]))  # fmt: skip
-            vert = ((self._draw((len(act), c, 1, 1), generator) < 0.5).to(x0.dtype) * 2 - 1).to(dev)
-            value = vert * bcast(eps[act], img) * self.norm.vertex(c * sh * sw)
-            delta = as_image(x[act] - x0[act])
-            delta = torch.where(inside[:, None], value, delta)
-            cand = self.project(x0[act], x0[act] + delta.reshape(x0[act].shape), eps[act], bounds)
+            cand = self._propose_changed(x0[act], x[act], eps[act], p, bounds, generator)
             new = margin_loss(model(cand), y[act])
             up = new > loss[act]
             x[act[up]], loss[act[up]] = cand[up], new[up]
         return x
 
-    @staticmethod
-    def _window(p: float, h: int, w: int) -> tuple[int, int]:
-        """(height, width) of the window covering a fraction p of an h x w input."""
-        if h == 1:
-            return 1, int(min(max(round(p * w), 1), w))
-        s = int(min(max(round((p * h * w) ** 0.5), 1), h - 1))
-        return s, min(s, w)
+    def _start(
+        self, x0: torch.Tensor, eps: torch.Tensor, bounds: Bounds, gen: torch.Generator | None
+    ) -> torch.Tensor:
+        img = as_image(x0)
+        n, c, h, w = img.shape
+        if self.norm.name != "l2":  # vertical stripes at the ball's vertices
+            stripes = self._sign((n, c, 1, w), gen, x0) * self.norm.vertex(c * h * w)
+            delta = stripes.expand_as(img) * bcast(eps, img)
+            return self.project(x0, x0 + delta.reshape(x0.shape), eps, bounds)
+        bh, bw = max(h // 5, 1), max(w // 5, 1)  # the paper's grid of eta windows
+        pat = eta(bh, bw).to(img)
+        delta = torch.zeros_like(img)
+        for r in range(0, h, bh):
+            for col in range(0, w, bw):
+                hh, ww = min(bh, h - r), min(bw, w - col)
+                sign = self._sign((n, c, 1, 1), gen, x0)
+                delta[:, :, r : r + hh, col : col + ww] = sign * pat[:hh, :ww]
+        return self._l2_finish(x0, delta, eps, bounds)
+
+    def _l2_finish(
+        self, x0: torch.Tensor, delta: torch.Tensor, eps: torch.Tensor, bounds: Bounds
+    ) -> torch.Tensor:
+        """Rescale delta (A, C, H, W) to norm eps and clip x0 + delta to the box."""
+        scale = bcast(eps, delta) / bcast(self.norm.norm(delta), delta).clamp_min(_TINY)
+        return clip_box(x0 + (delta * scale).reshape(x0.shape), bounds)
+
+    def _propose_changed(
+        self,
+        x0: torch.Tensor,
+        x: torch.Tensor,
+        eps: torch.Tensor,
+        p: float,
+        bounds: Bounds,
+        gen: torch.Generator | None,
+    ) -> torch.Tensor:
+        """A proposal per example, redrawn where it would leave the input unchanged."""
+        cand = self._propose(x0, x, eps, p, bounds, gen)
+        for _ in range(_RESAMPLE):
+            same = (cand == x).flatten(1).all(dim=1).nonzero()[:, 0]
+            if len(same) == 0:
+                break
+            cand[same] = self._propose(x0[same], x[same], eps[same], p, bounds, gen)
+        return cand
+
+    def _window(
+        self,
+        n: int,
+        h: int,
+        w: int,
+        sh: int,
+        sw: int,
+        gen: torch.Generator | None,
+        dev: torch.device,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(inside (n, 1, h, w) bool, row offset (n, h, w), column offset (n, h, w)) of one random
+        sh x sw window per example; offsets index into the window (clamped outside it)."""
+        r0 = (self._draw((n,), gen) * (h - sh + 1)).long().to(dev)
+        c0 = (self._draw((n,), gen) * (w - sw + 1)).long().to(dev)
+        dr = torch.arange(h, device=dev)[None, :, None] - r0[:, None, None]  # (n, h, 1)
+        dc = torch.arange(w, device=dev)[None, None, :] - c0[:, None, None]  # (n, 1, w)
+        inside = (dr >= 0) & (dr < sh) & (dc >= 0) & (dc < sw)  # (n, h, w)
+        return (
+            inside[:, None],
+            dr.clamp(0, sh - 1).expand(n, h, w),
+            dc.clamp(0, sw - 1).expand(n, h, w),
+        )
+
+    def _propose(
+        self,
+        x0: torch.Tensor,
+        x: torch.Tensor,
+        eps: torch.Tensor,
+        p: float,
+        bounds: Bounds,
+        gen: torch.Generator | None,
+    ) -> torch.Tensor:
+        if self.norm.name == "l2":
+            return self._propose_l2(x0, x, eps, p, bounds, gen)
+        img = as_image(x0)
+        n, c, h, w = img.shape
+        sh, sw = window_size(p, h, w, minimum=1)
+        inside, _, _ = self._window(n, h, w, sh, sw, gen, x0.device)
+        value = self._sign((n, c, 1, 1), gen, x0) * bcast(eps, img) * self.norm.vertex(c * sh * sw)
+        delta = torch.where(inside, value, as_image(x - x0))
+        return self.project(x0, x0 + delta.reshape(x0.shape), eps, bounds)
+
+    def _propose_l2(
+        self,
+        x0: torch.Tensor,
+        x: torch.Tensor,
+        eps: torch.Tensor,
+        p: float,
+        bounds: Bounds,
+        gen: torch.Generator | None,
+    ) -> torch.Tensor:
+        """The paper's l2 proposal: mass of windows W1 and W2 moves into W1 with a new eta."""
+        img0 = as_image(x0)
+        n, c, h, w = img0.shape
+        sh, sw = window_size(p, h, w, minimum=3, odd=True)
+        delta = as_image(x - x0).clone()  # (n, c, h, w)
+        in1, dr, dc = self._window(n, h, w, sh, sw, gen, x0.device)
+        in2, _, _ = self._window(n, h, w, sh, sw, gen, x0.device)
+        pat = eta(sh, sw).to(delta)
+        flip = (self._draw((n,), gen) < 0.5).to(x0.device) & (sh == sw)
+        pats = torch.where(flip[:, None, None], pat.T if sh == sw else pat, pat)  # (n, sh, sw)
+        rows = torch.arange(n, device=x0.device)[:, None, None]
+        fresh = pats[rows, dr, dc][:, None] * in1 * self._sign((n, c, 1, 1), gen, x0)  # (n,c,h,w)
+        old = delta * in1
+        old = old / old.pow(2).sum((-2, -1), keepdim=True).sqrt().clamp_min(_TINY)
+        norm_img2 = delta.pow(2).sum((1, 2, 3), keepdim=True)
+        norm_win2 = (delta * (in1 | in2)).pow(2).sum((1, 2, 3), keepdim=True)
+        room = (bcast(eps, delta) ** 2 - norm_img2).clamp_min(0) / c + norm_win2
+        new = fresh + old
+        new = new / new.pow(2).sum((-2, -1), keepdim=True).sqrt().clamp_min(_TINY) * room.sqrt()
+        delta = torch.where(in2, 0.0, delta)
+        delta = torch.where(in1, new, delta)
+        return self._l2_finish(x0, delta, eps, bounds)
+
+
+def window_size(p: float, h: int, w: int, minimum: int = 1, odd: bool = False) -> tuple[int, int]:
+    """(height, width) of the window covering a fraction p of an h x w input (a run of
+    entries when h = 1), at least ``minimum`` on a side, odd if asked (the l2 proposal)."""
+    if h == 1:
+        s = max(round(p * w), minimum)
+        s += int(odd and s % 2 == 0)
+        return 1, int(min(s, w))
+    s = max(round((p * h * w) ** 0.5), minimum)
+    s += int(odd and s % 2 == 0)
+    s = int(min(s, h - 1 if h > minimum else h, w))
+    return s, s

@@ -1,8 +1,9 @@
 """Attack configs, discriminated on ``name``. ``eps`` is the list of budgets evaluated in one
 call (a column of the results, not a grid axis). Names are stable: fgsm, pgd, apgd, cw, square,
-eot_pgd, bpda, transfer, sparse, exact, min_norm, fooling, fab, fmn, autoattack.
+eot_pgd, bpda, transfer, sparse, one_pixel, exact, min_norm, fooling, fab, fmn, autoattack.
 
-For ``sparse`` (norm l0) eps counts changed input entries; for ``fooling`` eps is the linf
+For ``sparse`` (norm l0) eps counts changed input entries; for ``one_pixel`` (norm l0) it
+counts pixels (all channels of one pixel count once); for ``fooling`` eps is the linf
 radius of the optimisation around each random-noise input (0: pure noise).
 """
 
@@ -107,16 +108,19 @@ class ApgdAttack(_AttackBase):
 
 class CwAttack(_AttackBase):
     """Carlini-Wagner l2 as a minimum-norm attack: tanh change of variables (with a box), Adam,
-    a binary search over the constant c. Reports each example's smallest successful distance."""
+    a binary search over the constant c. Reports each example's smallest successful distance.
+    Defaults at the reference's strength (9 search steps from c = 1e-3, lr 0.01, early abort);
+    ``steps`` is where more steps stop helping."""
 
     name: Literal["cw"] = "cw"
     norm: Literal["l2"] = "l2"
-    steps: PositiveInt = 100
-    search_steps: PositiveInt = 6
-    lr: PositiveFloat = 0.05
-    c_init: PositiveFloat = 1.0
+    steps: PositiveInt = 1000
+    search_steps: PositiveInt = 9
+    lr: PositiveFloat = 0.01
+    c_init: PositiveFloat = 1e-3
     kappa: NonNegativeFloat = 0.0
     refine_steps: NonNegativeInt = 12
+    abort_early: bool = True
 
 
 class SquareAttack(_AttackBase):
@@ -148,6 +152,27 @@ class SparseAttack(_AttackBase):
         return v
 
 
+class OnePixelAttack(_AttackBase):
+    """The one-pixel attack (Su et al. 2019): differential evolution over eps pixels, black-box
+    (probabilities only). eps counts pixels: all channels of one pixel count once (on flat
+    inputs a pixel is one entry). ``population`` candidates evolve for at most ``generations``
+    (DE/rand/1, mutation scale ``f_scale``, no crossover, as in the paper). Needs bounded
+    inputs."""
+
+    name: Literal["one_pixel"] = "one_pixel"
+    norm: Literal["l0"] = "l0"  # type: ignore[assignment]
+    eps: tuple[NonNegativeFloat, ...] = (0.0, 1.0)
+    population: PositiveInt = 400
+    generations: PositiveInt = 100
+    f_scale: PositiveFloat = 0.5
+
+    @field_validator("eps")
+    def _counts(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(e != int(e) for e in v):
+            raise ValueError("one_pixel budgets count pixels and must be whole numbers")
+        return v
+
+
 class ExactAttack(_AttackBase):
     """Closed-form robust accuracy of a linear model (THEORY.md section 1); errors otherwise.
     Exact for linf, l2, l1 and l0 (l0 needs the box), with or without the box."""
@@ -163,7 +188,11 @@ class TransferAttack(_AttackBase):
     ensemble; ``source_member`` picks one member of it (None: the whole ensemble). Rows carry
     ``source_member`` (-1 for a whole ensemble). ``source_path`` is an execution setting; the
     source enters the hashes as ``source_sha256``, the sha256 of its weights file (filled in by
-    sweeps/spec.py when the spec is read)."""
+    sweeps/spec.py when the spec is read).
+
+    Crafting runs at full strength: every step of ``base`` on the source, no early exit once
+    the source is fooled; with ``kappa`` set it stops once the source's logit margin exceeds
+    kappa (a confidence margin, Carlini and Wagner 2017)."""
 
     name: Literal["transfer"] = "transfer"
     base: Annotated[
@@ -173,6 +202,7 @@ class TransferAttack(_AttackBase):
     source_member: NonNegativeInt | None = None
     source_path: Annotated[str | None, EXECUTION] = None
     source_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    kappa: NonNegativeFloat | None = None
 
     @model_validator(mode="after")
     def _same_norm(self) -> TransferAttack:
@@ -309,6 +339,7 @@ AttackConfig = Annotated[
     | CwAttack
     | SquareAttack
     | SparseAttack
+    | OnePixelAttack
     | ExactAttack
     | TransferAttack
     | MinNormAttack

@@ -2,7 +2,9 @@
 
 Run: ``.venv/bin/python -m tests.attacks.compare_torchattacks [--eps 0.1] [--n-eval 400]``.
 Prints one table row per attack (linf at --eps unless stated; l2 rows at --l2-eps; the l0 row
-counts pixels; fooling's number is the fraction of uniform-noise inputs NOT labelled with
+counts pixels; transfer rows craft on a second MLP (seed 1) and compare with torchattacks' PGD
+crafted on that source with all steps; min_norm rows compare with the exact closed form on a
+linear model; fooling's number is the fraction of uniform-noise inputs NOT labelled with
 confidence > 0.9). torchattacks is a reference only; it never runs inside adv_core.
 """
 
@@ -17,7 +19,7 @@ import torch
 from adv_core import attacks
 from adv_core.config import attacks as ac
 from adv_core.config.data import DigitsData
-from adv_core.config.models import MlpModel
+from adv_core.config.models import LinearModel, MlpModel
 from adv_core.config.training import StandardTraining
 from adv_core.data import load
 from adv_core.data.base import DataBundle
@@ -59,6 +61,9 @@ def ours(eps: float, l2_eps: float) -> dict[str, object]:
         "fooling (eps = radius)": ac.FoolingAttack(eps=(eps,)),
         f"pgd l2 eps={l2_eps:.2f}": ac.PgdAttack(norm="l2", eps=(l2_eps,), steps=50, rel_step=0.1),
         f"cw l2 eps={l2_eps:.2f}": ac.CwAttack(eps=(l2_eps,)),
+        f"square l2 eps={l2_eps:.2f} (1000 q)": ac.SquareAttack(
+            norm="l2", eps=(l2_eps,), queries=1000
+        ),
         "sparse l0 k=4": ac.SparseAttack(eps=(4.0,), steps=20),
     }
 
@@ -83,7 +88,51 @@ def reference(model: Ensemble, eps: float, l2_eps: float) -> dict[str, Callable]
             model, eps=l2_eps, alpha=l2_eps / 10, steps=50
         ),
         f"cw l2 eps={l2_eps:.2f}": lambda: ta.CW(model, c=1.0, steps=100, lr=0.05),
+        f"square l2 eps={l2_eps:.2f} (1000 q)": lambda: ta.Square(
+            model, norm="L2", eps=l2_eps, n_queries=1000
+        ),
     }
+
+
+def transfer_rows(target: Ensemble, bundle: DataBundle, eps: float) -> None:
+    """Transfer from a second MLP (seed 1): ours vs torchattacks' PGD crafted on the source
+    (all 20 steps, no early exit) and scored on the target."""
+    import torchattacks as ta
+
+    source, _ = trained_mlp(len(bundle.y_test), seed=1)
+    x, y = bundle.x_test, bundle.y_test
+    for e in (eps, 1.5 * eps):
+        cfg = ac.TransferAttack(eps=(e,), base=ac.PgdAttack(steps=20))
+        atk = attacks.build(cfg).with_source(source)  # type: ignore[attr-defined]
+        t0 = time.perf_counter()
+        res = atk(target, x, y, (e,), bounds=(0.0, 1.0), generator=generator("transfer"))
+        t1 = time.perf_counter()
+        xr = ta.PGD(source, eps=e, alpha=e / 4, steps=20, random_start=True)(x, y)
+        t2 = time.perf_counter()
+        with torch.no_grad():
+            ref = float((target(xr).argmax(1) == y).float().mean())
+        name = f"transfer pgd20 eps={e:.2f} (seed-1 src)"
+        print(
+            f"{name:34s} {float(res.robust_acc()[-1]):7.3f} {t1 - t0:6.2f} {ref:13.3f} {t2 - t1:6.2f}"
+        )
+
+
+def min_norm_rows(bundle: DataBundle) -> None:
+    """min_norm(pgd) on a linear model trained on digits vs the exact (closed-form) value."""
+    lin = new_ensemble(LinearModel(), bundle.input_shape, 10, 1, 0)
+    train(lin, bundle, StandardTraining(epochs=40, batch_size=64, lr=3e-3),
+          generator("t", 0), torch.device("cpu"))  # fmt: skip
+    lin = lin.eval()
+    x, y, eps = bundle.x_test, bundle.y_test, (0.01, 0.02, 0.05)
+    exact = attacks.build(ac.ExactAttack(eps=eps))(lin, x, y, eps, bounds=(0.0, 1.0))
+    cfg = ac.MinNormAttack(eps=eps, base=ac.PgdAttack(steps=20), max_eps=0.05)
+    t0 = time.perf_counter()
+    res = attacks.build(cfg)(lin, x, y, eps, bounds=(0.0, 1.0), generator=generator("mn"))
+    t1 = time.perf_counter()
+    for k, e in enumerate(eps):
+        name = f"min_norm(pgd) linear eps={e:.2f}"
+        ours_k, ex_k = float(res.robust_acc()[k]), float(exact.robust_acc()[k])
+        print(f"{name:34s} {ours_k:7.3f} {t1 - t0:6.2f} {ex_k:13.3f} (exact)")
 
 
 def main() -> None:
@@ -123,6 +172,10 @@ def main() -> None:
         print(
             f"{name:34s} {float(res.robust_acc()[-1]):7.3f} {t1 - t0:6.2f} {ref:>13s} {t_ref:>6s}"
         )
+    if args.only in "transfer":
+        transfer_rows(model, bundle, args.eps)
+    if args.only in "min_norm linear":
+        min_norm_rows(bundle)
 
 
 if __name__ == "__main__":
