@@ -6,6 +6,7 @@ of the evaluation they concern, so suspicious numbers are filtered, not averaged
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -18,10 +19,14 @@ ZERO_GRADIENTS = "zero_gradients"
 SOFTMAX_OUTPUTS = "softmax_outputs"
 BLACK_BOX_BEATS_WHITE_BOX = "black_box_beats_white_box"
 RANDOMIZED_WITHOUT_EOT = "randomized_without_eot"
+UNBOUNDED_NOT_BROKEN = "unbounded_not_broken"
+NOT_CONVERGED = "not_converged"
+CATASTROPHIC_OVERFITTING = "catastrophic_overfitting"
 
 ALL_FLAGS = (
     ROBUST_ABOVE_CLEAN, NOT_MONOTONE, EPS0_NOT_CLEAN, CLOSED_FORM_GAP, ZERO_GRADIENTS,
-    SOFTMAX_OUTPUTS, BLACK_BOX_BEATS_WHITE_BOX, RANDOMIZED_WITHOUT_EOT,
+    SOFTMAX_OUTPUTS, BLACK_BOX_BEATS_WHITE_BOX, RANDOMIZED_WITHOUT_EOT, UNBOUNDED_NOT_BROKEN,
+    NOT_CONVERGED, CATASTROPHIC_OVERFITTING,
 )  # fmt: skip
 
 
@@ -116,3 +121,34 @@ def black_box_beats_white_box_table(
                 out.setdefault(i, []).append(BLACK_BOX_BEATS_WHITE_BOX)
                 out.setdefault(j, []).append(BLACK_BOX_BEATS_WHITE_BOX)
     return out
+
+
+def box_diameter(norm: str, bounds: tuple[float, float] | None, d: int) -> float | None:
+    """The largest budget that matters inside the box [lo, hi]^d: its diameter in ``norm``
+    (linf hi - lo, l2 (hi - lo) sqrt(d), l1 (hi - lo) d, l0 d entries); None without a box."""
+    if bounds is None:
+        return None
+    width = bounds[1] - bounds[0]
+    return {"linf": width, "l2": width * d**0.5, "l1": width * d, "l0": float(d)}.get(norm)
+
+
+def unbounded_not_broken(n_robust_at_diameter: int, n: int) -> list[str]:
+    """At the box's diameter the ball holds the whole box, so a working attack breaks every
+    example (unless the model gives one class to every input of the box). Survivors there mean
+    the attack cannot follow the model: gradient masking or a broken attack (the security
+    curve's end point, Carlini et al. 2019; ART's ``SecurityCurve`` check)."""
+    return [UNBOUNDED_NOT_BROKEN] if n_robust_at_diameter > tie_tolerance(n) else []
+
+
+def not_converged(trace: Sequence[float], tail: float = 0.1, share: float = 0.05) -> list[str]:
+    """trace: the attack's best loss so far per iteration (mean over the examples it left
+    robust). Flags when the last ``tail`` of the iterations still raised it by more than
+    ``share`` of its whole rise: more iterations would likely break more (Croce and Hein 2020,
+    Mosbach et al. 2018: report the loss trajectory; Carlini et al. 2019's "run until
+    convergence")."""
+    t = [float(v) for v in trace]
+    if len(t) < 10:
+        return []
+    k = len(t) - max(1, math.ceil(tail * len(t)))
+    total, last = t[-1] - t[0], t[-1] - t[k]
+    return [NOT_CONVERGED] if total > 0 and last > share * total else []

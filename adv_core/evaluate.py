@@ -22,12 +22,14 @@ from typing import Any, NamedTuple
 import torch
 
 from adv_core import attacks, checks, worst_case
+from adv_core.attacks import trace
 from adv_core.attacks.base import AttackResult, Model, input_grad, margin_loss, predict_correct
 from adv_core.attacks.exact import Exact
 from adv_core.attacks.transfer import Transfer
 from adv_core.closed_forms import ClosedForms, Theory
 from adv_core.config import AttackConfig, Cell
 from adv_core.data.base import DataBundle
+from adv_core.diagnostics import attack_diagnostics
 from adv_core.examples import Broken, CleanFacts, ExampleColumns
 from adv_core.models import Ensemble
 from adv_core.results import ENSEMBLE_MEMBER, MetricsRow
@@ -195,9 +197,13 @@ def run_attack(
     gen = generator("attack", s.cell.hash_part(), b.index, target.member)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(derive_seed("attack-rng", s.cell.hash_part(), b.index, target.member))
-        res = b.attack(target.model, s.x, s.y, b.cfg.eps, bounds=s.bundle.bounds, generator=gen)
+        with trace.recording() as rec:
+            res = b.attack(target.model, s.x, s.y, b.cfg.eps, bounds=s.bundle.bounds, generator=gen)
+        diag = attack_diagnostics(
+            b.attack, b.cfg.norm, target.model, s.x, s.y, res, s.bundle.bounds, rec.trace(), gen
+        )
     n_rob = _n_robust(res.success)
-    flags = clean.flags + res.flags + checks.monotone(n_rob)
+    flags = clean.flags + res.flags + diag + checks.monotone(n_rob)
     flags += checks.randomized_without_eot(s.ens.randomized, b.attack.white_box, b.attack.eot)
     if b.attack.misclassification:
         flags += _count_flags(clean.n_correct, res.epsilons, n_rob)

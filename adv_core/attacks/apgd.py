@@ -14,6 +14,7 @@ from functools import partial
 
 import torch
 
+from adv_core.attacks import trace
 from adv_core.attacks.base import (
     LOSSES,
     Attack,
@@ -125,7 +126,7 @@ class Apgd(Attack):
         x_prev = x.clone()
         reduced = torch.zeros_like(found)
         last_best = loss_best.clone()
-        it = 0
+        it, hist = 0, []  # hist: per-step losses, only while a loss trace is recorded
         for phase in checkpoint_phases(self.cfg.steps):
             n_up = torch.zeros_like(cur)
             for _ in range(min(phase, self.cfg.steps - it)):
@@ -135,6 +136,8 @@ class Apgd(Attack):
                 x_prev, x = x, x_new
                 g, logits = self.gradient(model, x, y, loss, generator)
                 cur = loss(logits, y)
+                if trace.active():
+                    hist.append(cur.detach().clone())
                 newly = self.adversarial(logits, y) & ~found
                 x_adv[newly], found = x[newly], found | newly
                 up = cur > loss_best
@@ -148,4 +151,5 @@ class Apgd(Attack):
             x_prev[cut] = x[cut]
             if bool(found.all()):  # one sync per phase: stop once every example is broken
                 break
+        trace.note(hist, ~found)
         return torch.where(bcast(found, x), x_adv, x_best)

@@ -79,9 +79,9 @@ class Cw(MinimumNorm):
                 total = (d2 + c * f).sum()
                 total.backward()
             if self.cfg.abort_early and i % check == 0:
-                if float(total) > prev * 0.9999:  # no progress over the last tenth: stop
+                if float(total.detach()) > prev * 0.9999:  # no progress over the last tenth: stop
                     break
-                prev = float(total)
+                prev = float(total.detach())
             with torch.no_grad():
                 d = d2.sqrt()
                 better = self.adversarial(logits.detach(), y) & (d < best_d)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import torch
 
+from adv_core.attacks import trace
 from adv_core.attacks.base import (
+    LOSSES,
     Attack,
     Bounds,
     Loss,
@@ -64,8 +66,11 @@ def pgd_run(
     out = x.clone()
     act = torch.arange(len(y), device=x0.device)
     x0a, ya, ea, step = x0, y, eps, rel_step * eps
+    hist: list[torch.Tensor] = []  # per-step losses, only while a loss trace is recorded
     for _ in range(steps):
         g, logits = attack.gradient(model, x, ya, loss, generator)
+        if trace.active():
+            hist.append(_scatter_loss(len(y), act, logits, ya, loss))
         done = attack.adversarial(logits, ya)
         if bool(done.any()):
             out[act[done]] = x[done]
@@ -75,7 +80,19 @@ def pgd_run(
                 return out
         x = attack.project(x0a, x + attack.norm.ascent(g, step, bounds, x), ea, bounds)
     out[act] = x
+    trace.note(
+        hist, torch.zeros(len(y), dtype=torch.bool, device=x0.device).index_fill(0, act, True)
+    )
     return out
+
+
+def _scatter_loss(
+    n: int, act: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, loss: str | Loss
+) -> torch.Tensor:
+    """(n,) the loss of the still-active examples ``act``, nan for those that left."""
+    fn = LOSSES[loss] if isinstance(loss, str) else loss
+    out = torch.full((n,), float("nan"), dtype=logits.dtype, device=logits.device)
+    return out.index_copy(0, act, fn(logits, y).detach())
 
 
 class Pgd(Attack):

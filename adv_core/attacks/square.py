@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import torch
 
-from adv_core.attacks.base import Attack, Bounds, Model, bcast, clip_box, margin_loss
+from adv_core.attacks.base import Attack, Bounds, Model, bcast, margin_loss
 from adv_core.config.attacks import SquareAttack
 
 _SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64),
              (6000, 128), (8000, 256))  # fmt: skip
 _RESAMPLE = 10
+_BISECT = 20
 _TINY = 1e-12
 
 
@@ -150,9 +151,26 @@ class Square(Attack):
     def _l2_finish(
         self, x0: torch.Tensor, delta: torch.Tensor, eps: torch.Tensor, bounds: Bounds
     ) -> torch.Tensor:
-        """Rescale delta (A, C, H, W) to norm eps and clip x0 + delta to the box."""
-        scale = bcast(eps, delta) / bcast(self.norm.norm(delta), delta).clamp_min(_TINY)
-        return clip_box(x0 + (delta * scale).reshape(x0.shape), bounds)
+        """x0 + s delta clipped to the box, s chosen so the clipped perturbation has norm eps
+        (or the most the box allows): the reference rescales to eps and then clips, which on
+        inputs at the box's edges (digits' black background) throws away the clipped mass."""
+        flat = delta.reshape(len(x0), -1)
+        s_lo = eps / flat.norm(dim=1).clamp_min(_TINY)  # (A,) unclipped norm eps
+        if bounds is None:
+            return x0 + (flat * s_lo[:, None]).reshape(x0.shape)
+        lo, hi = bounds
+        x0f = x0.reshape(len(x0), -1)
+        room = torch.where(flat > 0, hi - x0f, x0f - lo) / flat.abs().clamp_min(_TINY)
+        s_hi = torch.maximum(room.masked_fill(flat == 0, 0).amax(dim=1), s_lo)  # all saturated
+
+        def clipped(scale: torch.Tensor) -> torch.Tensor:
+            return (x0f + flat * scale[:, None]).clamp(lo, hi)
+
+        for _ in range(_BISECT):
+            mid = (s_lo + s_hi) / 2
+            over = (clipped(mid) - x0f).norm(dim=1) > eps
+            s_hi, s_lo = torch.where(over, mid, s_hi), torch.where(over, s_lo, mid)
+        return clipped(s_lo).reshape(x0.shape)
 
     def _propose_changed(
         self,
