@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from adv_core import data
+from adv_core import checks, data
 from adv_core.config import Cell
 from adv_core.data.base import DataBundle
 from adv_core.defenses import build_defense
@@ -96,7 +96,14 @@ def run_cell(
     t1 = time.perf_counter()
     records, examples = evaluate(cell, ensemble, bundle, dev)
     t2 = time.perf_counter()
-    rows = [dataclasses.replace(r, wall_s=t2 - t0, device=str(dev)).as_dict() for r in records]
+    co = log is not None and bool(log.info.get(checks.CATASTROPHIC_OVERFITTING))
+    extra = [checks.CATASTROPHIC_OVERFITTING] if co else []  # the FGSM-AT guard fired
+    rows = [
+        dataclasses.replace(
+            r, wall_s=t2 - t0, device=str(dev), flags=sorted(set(r.flags) | set(extra))
+        ).as_dict()
+        for r in records
+    ]
     timings = {"train_s": t1 - t0, "eval_s": t2 - t1, "total_s": t2 - t0}
     return CellResult(rows, examples.columns, ensemble, trained, log, timings)
 

@@ -117,10 +117,19 @@ class PgdAtTraining(AdversarialTraining):
 
 
 class FgsmAtTraining(AdversarialTraining):
-    """Fast adversarial training: random start, one step of 1.25 eps."""
+    """Fast adversarial training: random start, one step of 1.25 eps.
+
+    ``guard`` (Wong et al. 2020): hold ``guard_size`` training examples out, check PGD
+    robustness on them after every epoch (``guard_steps`` steps), keep the most robust epoch's
+    weights, and flag ``catastrophic_overfitting`` when the last epoch fell more than
+    ``guard_drop`` below the best (adv_core/training/guard.py)."""
 
     method: Literal["fgsm_at"] = "fgsm_at"
     rel_step: PositiveFloat = 1.25
+    guard: bool = True
+    guard_size: PositiveInt = 128
+    guard_steps: PositiveInt = 10
+    guard_drop: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
 
     @property
     def passes_per_step(self) -> int:

@@ -31,6 +31,7 @@ from adv_core.config.training import (
 from adv_core.data.base import DataBundle
 from adv_core.models import Ensemble, new_ensemble
 from adv_core.norms import Norm, get_norm
+from adv_core.training.guard import Check, guarded_fit
 from adv_core.training.loop import (
     BatchLoss,
     TrainLog,
@@ -146,8 +147,26 @@ def train_pgd_at(
 def train_fgsm_at(
     ens: Ensemble, data: DataBundle, cfg: FgsmAtTraining, gen: torch.Generator, device: torch.device
 ) -> TrainLog:
-    """Wong et al. 2020 ("fast is better than free"): random start, one step of rel_step*eps."""
-    return _train_on(ens, data, cfg, gen, device, _adversarial_loss(cfg, 1, data.bounds))
+    """Wong et al. 2020 ("fast is better than free"): random start, one step of rel_step*eps;
+    with ``cfg.guard`` the PGD check against catastrophic overfitting (training/guard.py)."""
+    batch_loss = _adversarial_loss(cfg, 1, data.bounds)
+    if not cfg.guard:
+        return _train_on(ens, data, cfg, gen, device, batch_loss)
+    return guarded_fit(ens, data, cfg, gen, device, batch_loss, _pgd_check(cfg, data.bounds))
+
+
+def _pgd_check(cfg: FgsmAtTraining, bounds: Bounds) -> Check:
+    """The guard's check: every member's PGD robust accuracy on the held-out batch, averaged."""
+
+    def check(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> float:
+        e = ens.n_members
+        model = flat_model(ens, e, len(y))
+        xs, ys = x.repeat(e, *[1] * (x.dim() - 1)), y.repeat(e)  # member i sees rows i*H..
+        x_adv = pgd_batch(model, xs, ys, cfg, cfg.guard_steps, 0.25, bounds, gen)
+        with torch.no_grad():
+            return float((model(x_adv).argmax(dim=1) == ys).float().mean())
+
+    return check
 
 
 def _kl_rows(logits_clean: torch.Tensor, logits_adv: torch.Tensor) -> torch.Tensor:

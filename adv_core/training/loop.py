@@ -65,8 +65,11 @@ def fit(
     cfg: TrainingBase,
     gen: torch.Generator,
     batch_loss: BatchLoss,
+    after_epoch: Callable[[TrainLog], None] | None = None,
 ) -> TrainLog:
     """The shared loop: ``cfg.epochs`` epochs of per-member shuffled mini-batches.
+    ``after_epoch(log)`` (optional) runs after each epoch, the model in train mode (the
+    FGSM-AT guard checks robustness there).
 
     x (N, *in) on the training device; y (N,) shared labels, or (E, N) one label vector per
     member (pseudo-labels of each member's own teacher). Raises Diverged on a non-finite loss.
@@ -82,6 +85,8 @@ def fit(
         for _ in range(cfg.epochs):
             log.losses.append(_epoch(ens, x, y, cfg.batch_size, opt, gen, batch_loss, log.epochs))
             log.epochs += 1
+            if after_epoch is not None:
+                after_epoch(log)
     ens.eval()
     return log
 
