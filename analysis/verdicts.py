@@ -303,8 +303,11 @@ def sanity(df: pl.DataFrame) -> Verdict | None:
             "robust <= clean, monotone in eps, eps = 0 equals clean, white-box attacks on "
             "linear models equal the closed form, no zero gradients"
         ),
-        measured=f"{len(names)} kinds of flag on {fired['rows'].sum() if names else 0} of "
-        f"{rows.height} rows",
+        measured=(
+            f"{len(names)} kind(s) of flag on {fired['rows'].sum()} of {rows.height} rows"
+            if names
+            else f"no flag on any of {rows.height} rows"
+        ),
         status="fail" if names else "pass",
         reason=f"flags fired: {', '.join(names)}" if names else "no check fired",
         evidence=fired,
