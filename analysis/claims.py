@@ -174,18 +174,36 @@ def eps_transitions(
     )
 
 
-def bound_check(curves: pl.DataFrame, ceiling: str) -> pl.DataFrame:
+def bound_check(curves: pl.DataFrame, ceiling: str, alpha: float = 0.05) -> pl.DataFrame:
     """Every curve point with a ``ceiling`` (an upper bound on the robust accuracy of any
-    classifier or learner), judged at seed level: ``bound_verdict`` is ``violation`` when the
-    seed-level interval lies wholly above the ceiling, ``consistent`` when it reaches down to
-    it, ``inconclusive`` when the point has fewer than MIN_SEEDS seeds (no seed-level
-    interval; the Wilson interval of pooled counts would mistake seed noise for a violation)."""
+    classifier or learner), judged at seed level with family-wise error ``alpha`` over the m
+    points checked (Bonferroni): ``bound_lo`` = min(acc - t_{1 - alpha/m, S-1} se_seed, the
+    Wilson lower bound at z_{1 - alpha/m}); ``bound_verdict`` is ``violation`` when it lies
+    above the ceiling, ``consistent`` otherwise, ``inconclusive`` when the point has fewer than
+    MIN_SEEDS seeds (no seed-level interval: pooled counts would mistake seed noise for a
+    violation)."""
+    from scipy.stats import norm
+    from scipy.stats import t as student_t
+
+    from adv_core.stats import wilson
+
     pts = curves.filter(pl.col(ceiling).is_not_null())
-    lo = pl.col("robust_acc_seed_lo") if "robust_acc_seed_lo" in pts.columns else pl.lit(None)
+    m = max(pts.height, 1)
+    z = float(norm.isf(alpha / m))
+    lo: list[float | None] = []
+    rows = pts.iter_rows(named=True)
+    for r in rows:
+        se, s = r.get("robust_se_seed"), r.get("seeds") or 0
+        if se is None or s < 3:
+            lo.append(None)
+            continue
+        t_lo = r["robust_acc"] - float(student_t.isf(alpha / m, s - 1)) * se
+        lo.append(min(t_lo, wilson(int(r["robust"]), int(r["n"]), z)[0]))
+    pts = pts.with_columns(pl.Series("bound_lo", lo, dtype=pl.Float64))
     verdict = (
-        pl.when(lo.is_null())
+        pl.when(pl.col("bound_lo").is_null())
         .then(pl.lit("inconclusive"))
-        .when(lo > pl.col(ceiling) + 1e-9)
+        .when(pl.col("bound_lo") > pl.col(ceiling) + 1e-9)
         .then(pl.lit("violation"))
         .otherwise(pl.lit("consistent"))
     )
@@ -193,7 +211,7 @@ def bound_check(curves: pl.DataFrame, ceiling: str) -> pl.DataFrame:
 
 
 def bound_violations(curves: pl.DataFrame, ceiling: str) -> pl.DataFrame:
-    """Curve points whose seed-level interval lies above the ``ceiling`` column."""
+    """Curve points whose family-wise seed-level lower bound lies above the ``ceiling``."""
     return bound_check(curves, ceiling).filter(pl.col("bound_verdict") == "violation")
 
 

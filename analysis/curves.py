@@ -101,6 +101,11 @@ def seed_level(
         .with_columns(
             _t_half("robust_sd").alias("robust_half"), _t_half("clean_sd").alias("clean_half")
         )
+        .with_columns(
+            pl.when(pl.col("seeds") >= MIN_SEEDS)
+            .then(pl.col("robust_sd") / pl.col("seeds").cast(pl.Float64).sqrt())
+            .alias("robust_se_seed")
+        )
         .drop("robust_sd", "clean_sd")
     )
 

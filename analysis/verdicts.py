@@ -136,6 +136,7 @@ def sample_complexity(df: pl.DataFrame) -> Verdict | None:
         reason += "; standard accuracy does not need more data as d grows"
     evidence = _n_star_table(rows, tr)
     model, method = rows["model"][0], rows["train_method"][0]
+    sens, extra = _sensitivity(rows, tr.eps)
     return Verdict(
         claim="Sample complexity: robust learning needs more data",
         theory=(
@@ -146,15 +147,39 @@ def sample_complexity(df: pl.DataFrame) -> Verdict | None:
         measured=(
             f"{model} / {method}: exponent of n* in d, robust (eps = {tr.eps:g}, accuracy "
             f">= {ROBUST_THRESHOLD:g}): {rob}; standard (accuracy >= {STANDARD_THRESHOLD:g}): "
-            f"{std_text}"
+            f"{std_text}{sens}"
         ),
         status=status,
         reason=reason + _censored_note(tr.robust),
         estimate=rob,
         expected=0.5,
         evidence=evidence,
-        details={"eps": tr.eps},
+        details={"eps": tr.eps, **extra},
     )
+
+
+def _sensitivity(rows: pl.DataFrame, eps: float) -> tuple[str, dict[str, float]]:
+    """The exponent's sensitivity (its range over thresholds 0.3-0.8 at ``eps``) and the
+    threshold-free collapse alpha with its seed-bootstrap interval (analysis.exponents)."""
+    from analysis.exponents import collapse, exponent_grid, mean_estimator_curve
+
+    sc = rows["ds_sigma_c"].drop_nulls() if "ds_sigma_c" in rows.columns else None
+    curve = mean_estimator_curve(float(sc[0])) if sc is not None and sc.len() else None
+    grid = exponent_grid(rows, eps_values=[eps], theory=curve, n_boot=200)
+    col = collapse(rows, eps, theory=curve, n_boot=200)
+    ks = grid["exponent"].drop_nulls()
+    text, extra = "", dict[str, float]()
+    if ks.len():
+        lo_k, hi_k = float(ks.min()), float(ks.max())  # type: ignore[arg-type]
+        text += f"; over thresholds 0.3-0.8 the robust exponent spans {lo_k:.2f} to {hi_k:.2f}"
+        extra |= {"threshold_exponent_min": lo_k, "threshold_exponent_max": hi_k}
+    if col is not None:
+        text += f"; data collapse alpha {col.alpha:.2f} [{col.lo:.2f}, {col.hi:.2f}]"
+        if col.theory_alpha is not None:
+            text += f" (closed form at the same d: {col.theory_alpha:.2f})"
+            extra["collapse_theory_alpha"] = col.theory_alpha
+        extra |= {"collapse_alpha": col.alpha, "collapse_lo": col.lo, "collapse_hi": col.hi}
+    return text, extra
 
 
 def _n_star_table(rows: pl.DataFrame, tr: claims.TransitionResult) -> pl.DataFrame:
@@ -229,26 +254,20 @@ def inevitability(df: pl.DataFrame) -> Verdict | None:
 
 
 def _above_bayes(rows: pl.DataFrame, r: float) -> pl.DataFrame:
-    """Curve points (seeds pooled) whose robust accuracy lies above the dense model's
-    Bayes-optimal robust accuracy beyond a Bonferroni-corrected 95% Wilson interval (family-wise
-    over the points checked, so a curve sitting on the bound is not flagged by chance)."""
-    from statistics import NormalDist
-
-    from adv_core.stats import wilson
+    """Curve points (seeds pooled) whose seed-level interval (analysis.curves: random effects
+    over seeds) lies wholly above the dense model's Bayes-optimal robust accuracy, on the rows
+    where the Bayes limit applies (claims.THEOREMS); points with fewer than 3 seeds are not
+    judged (claims.bound_check: inconclusive)."""
     from analysis.curves import pooled
 
-    curves = pooled(rows, ["d", "eps"])
+    curves = pooled(claims.applicable(rows, "bayes"), ["d", "eps"])
+    if curves.is_empty():
+        return curves
     bayes = theory.dense(
         sorted(curves["d"].unique().to_list()), sorted(curves["eps"].unique().to_list()), r=r
     ).select("d", "eps", pl.col("bayes_robust_acc").alias("bayes_acc"))
     checked = curves.drop("bayes_robust_acc").join(bayes, on=["d", "eps"], how="left")
-    z = NormalDist().inv_cdf(1 - 0.025 / max(checked.height, 1))
-    lo = [
-        wilson(int(k), int(n), z)[0] for k, n in zip(checked["robust"], checked["n"], strict=True)
-    ]
-    return checked.with_columns(pl.Series("robust_acc_lo", lo, dtype=pl.Float64)).filter(
-        pl.col("robust_acc_lo") > pl.col("bayes_acc") + 1e-9
-    )
+    return claims.bound_violations(checked, "bayes_acc")
 
 
 def closed_form(df: pl.DataFrame) -> Verdict | None:

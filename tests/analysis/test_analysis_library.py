@@ -96,7 +96,7 @@ def test_schmidt_bound_only_where_it_applies(frame: pl.DataFrame) -> None:
     assert normal["train_method"].unique().to_list() == ["standard"] and normal.height == 8
     chk = claims.bound_check(normal, "any_learner_robust_acc")
     assert chk["bound_verdict"].to_list() == ["consistent"] * 8
-    above = normal.with_columns((pl.col("robust_acc_seed_lo") - 0.01).alias("ceiling"))
+    above = normal.with_columns((pl.col("robust_acc") - 0.1).alias("ceiling"))
     assert claims.bound_violations(above, "ceiling").height == normal.height
     voided = claims.without_void_bounds(rows)
     rst = voided.filter(pl.col("train_method") == "rst")
