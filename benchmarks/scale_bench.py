@@ -65,9 +65,9 @@ def measure(n: int, tmp: Path) -> dict[str, Any]:
         [*cmd, "plan", str(spec), "--results", results, "--run-id", "big", "--json"], env
     )
     pending = json.loads(plan_out)["pending"]
-    t0 = time.perf_counter()
-    from analysis import load
+    from analysis import load  # imported before the clock starts: the read is what is timed
 
+    t0 = time.perf_counter()
     rows = load(results).collect().height
     load_s = time.perf_counter() - t0
     if pending:
