@@ -22,9 +22,9 @@ from typing import Any, NamedTuple
 import torch
 
 from adv_core import attacks, checks, worst_case
-from adv_core.attacks import trace
 from adv_core.attacks.base import AttackResult, Model, input_grad, margin_loss, predict_correct
 from adv_core.attacks.exact import Exact
+from adv_core.attacks.trace import recording
 from adv_core.attacks.transfer import Transfer
 from adv_core.closed_forms import ClosedForms, Theory
 from adv_core.config import AttackConfig, Cell
@@ -197,7 +197,7 @@ def run_attack(
     gen = generator("attack", s.cell.hash_part(), b.index, target.member)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(derive_seed("attack-rng", s.cell.hash_part(), b.index, target.member))
-        with trace.recording() as rec:
+        with recording() as rec:
             res = b.attack(target.model, s.x, s.y, b.cfg.eps, bounds=s.bundle.bounds, generator=gen)
         diag = attack_diagnostics(
             b.attack, b.cfg.norm, target.model, s.x, s.y, res, s.bundle.bounds, rec.trace(), gen

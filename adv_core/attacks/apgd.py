@@ -14,7 +14,6 @@ from functools import partial
 
 import torch
 
-from adv_core.attacks import trace
 from adv_core.attacks.base import (
     LOSSES,
     Attack,
@@ -27,6 +26,8 @@ from adv_core.attacks.base import (
     loss_grad,
 )
 from adv_core.attacks.gradient import eot_gradient
+from adv_core.attacks.trace import active as tracing
+from adv_core.attacks.trace import note as note_trace
 from adv_core.config.attacks import ApgdAttack
 
 
@@ -136,7 +137,7 @@ class Apgd(Attack):
                 x_prev, x = x, x_new
                 g, logits = self.gradient(model, x, y, loss, generator)
                 cur = loss(logits, y)
-                if trace.active():
+                if tracing():
                     hist.append(cur.detach().clone())
                 newly = self.adversarial(logits, y) & ~found
                 x_adv[newly], found = x[newly], found | newly
@@ -151,5 +152,5 @@ class Apgd(Attack):
             x_prev[cut] = x[cut]
             if bool(found.all()):  # one sync per phase: stop once every example is broken
                 break
-        trace.note(hist, ~found)
+        note_trace(hist, ~found)
         return torch.where(bcast(found, x), x_adv, x_best)

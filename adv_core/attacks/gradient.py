@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import torch
 
-from adv_core.attacks import trace
 from adv_core.attacks.base import (
     LOSSES,
     Attack,
@@ -16,6 +15,8 @@ from adv_core.attacks.base import (
     loss_grad,
 )
 from adv_core.attacks.counting import unwrap
+from adv_core.attacks.trace import active as tracing
+from adv_core.attacks.trace import note as note_trace
 from adv_core.config.attacks import BpdaAttack, EotPgdAttack, FgsmAttack, PgdAttack
 
 
@@ -69,7 +70,7 @@ def pgd_run(
     hist: list[torch.Tensor] = []  # per-step losses, only while a loss trace is recorded
     for _ in range(steps):
         g, logits = attack.gradient(model, x, ya, loss, generator)
-        if trace.active():
+        if tracing():
             hist.append(_scatter_loss(len(y), act, logits, ya, loss))
         done = attack.adversarial(logits, ya)
         if bool(done.any()):
@@ -80,7 +81,7 @@ def pgd_run(
                 return out
         x = attack.project(x0a, x + attack.norm.ascent(g, step, bounds, x), ea, bounds)
     out[act] = x
-    trace.note(
+    note_trace(
         hist, torch.zeros(len(y), dtype=torch.bool, device=x0.device).index_fill(0, act, True)
     )
     return out
