@@ -50,7 +50,7 @@ def run_probe(jobs: Any, python: str, timeout_s: float = 120.0) -> tuple[Answer 
     while time.monotonic() < deadline:
         try:
             status = str(getattr(jobs.get_job_status(job_id), "value", ""))
-        except ConnectionError:  # a busy head drops a request now and then: ask again
+        except OSError:  # a busy head drops a request now and then: ask again
             status = ""
         if status in ("SUCCEEDED", "FAILED", "STOPPED"):
             break
@@ -68,8 +68,8 @@ def _submit_when_ready(jobs: Any, command: str, deadline: float) -> str:
     while True:
         try:
             return str(jobs.submit_job(entrypoint=command, metadata={"sweeps": "preflight"}))
-        except (RuntimeError, ConnectionError) as exc:
-            retry = isinstance(exc, ConnectionError) or "No available agent" in str(exc)
+        except (RuntimeError, OSError) as exc:  # requests' ConnectionError is an OSError
+            retry = isinstance(exc, OSError) or "No available agent" in str(exc)
             if not retry or time.monotonic() > deadline:
                 raise
             time.sleep(1.0)
