@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-# The import names of pyproject's runtime dependencies (tests/test_submit_preflight.py keeps
+# The import names of pyproject's runtime dependencies (tests/cluster/test_submit_preflight.py keeps
 # this list and pyproject.toml in step).
 DEPENDENCIES = {
     "ray": "ray[default]", "torch": "torch", "torchvision": "torchvision", "pyarrow": "pyarrow",

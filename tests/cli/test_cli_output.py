@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from sweeps.cli import app
 from tests.specs import tiny_spec
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LONG_RUN = "a-run-id-long-enough-to-overflow-any-80-column-table-" + "x" * 40
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sweeps.preflight import DEPENDENCIES, Answer, problem
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_module_list_matches_pyproject() -> None:
