@@ -15,17 +15,9 @@ from adv_core.config._base import Frozen
 NormName = Literal["linf", "l2", "l1"]
 
 
-class TrainingBase(Frozen):
-    """Optimiser settings and the negative-control defense, shared by every method."""
-
-    epochs: PositiveInt = 30
-    batch_size: PositiveInt = 128
-    lr: PositiveFloat = 1e-2
-    optimizer: Literal["adam", "sgd"] = "adam"
-    weight_decay: NonNegativeFloat = 0.0
-    loss: Literal["ce", "squared"] = "ce"
-    defense: Literal["none", "quantize", "noise"] = "none"
-    defense_param: PositiveFloat = 0.1
+class _MethodInterface:
+    """What every training config answers besides its fields (the rows' train_norm/train_eps,
+    cost estimates, checks); the defaults fit a method without a threat model."""
 
     @property
     def threat_norm(self) -> NormName | None:
@@ -52,10 +44,23 @@ class TrainingBase(Frozen):
         return 0
 
 
-class NoTraining(Frozen):
-    """Evaluate only: the model comes trained (an external model's weights). Has the
-    method-level interface of ``TrainingBase`` (no threat model, no unlabeled pool, zero
-    epochs) so cost estimates, rows and checks treat it like any method."""
+class TrainingBase(_MethodInterface, Frozen):
+    """Optimiser settings and the negative-control defense, shared by every method."""
+
+    epochs: PositiveInt = 30
+    batch_size: PositiveInt = 128
+    lr: PositiveFloat = 1e-2
+    optimizer: Literal["adam", "sgd"] = "adam"
+    weight_decay: NonNegativeFloat = 0.0
+    loss: Literal["ce", "squared"] = "ce"
+    defense: Literal["none", "quantize", "noise"] = "none"
+    defense_param: PositiveFloat = 0.1
+
+
+class NoTraining(_MethodInterface, Frozen):
+    """Evaluate only: the model comes trained (an external model's weights). Answers the same
+    method-level interface as ``TrainingBase`` (no threat model, no unlabeled pool, zero
+    epochs and passes) so cost estimates, rows and checks treat it like any method."""
 
     method: Literal["none"] = "none"
     defense: Literal["none", "quantize", "noise"] = "none"
@@ -66,22 +71,7 @@ class NoTraining(Frozen):
         return 0
 
     @property
-    def threat_norm(self) -> NormName | None:
-        return None
-
-    @property
-    def threat_eps(self) -> float | None:
-        return None
-
-    @property
-    def unlabeled_pool(self) -> int:
-        return 0
-
-    @property
     def passes_per_step(self) -> int:
-        return 0
-
-    def helper_models(self, ensemble_size: int) -> int:
         return 0
 
 

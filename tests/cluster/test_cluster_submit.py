@@ -122,9 +122,7 @@ def test_submit_preflight_says_what_the_cluster_python_lacks(
     bare = Path(sys.base_prefix) / "bin" / "python3"
     before = {j.submission_id for j in jobs.client(head["address"], head["token"]).list_jobs()}
     args = ["submit", str(cluster_spec), "--address", head["address"], "--token", head["token"]]
-    res = CliRunner().invoke(
-        app, [*args, "--results", str(tmp_path / "r"), "--python", str(bare)]
-    )
+    res = CliRunner().invoke(app, [*args, "--results", str(tmp_path / "r"), "--python", str(bare)])
     assert res.exit_code == 2, res.output
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("preflight: the cluster's Python"), lines
