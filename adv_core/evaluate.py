@@ -126,18 +126,6 @@ def _theory(forms: ClosedForms | None, norm: str) -> Theory:
     return forms.theory(norm) if forms is not None else Theory()
 
 
-def rows_per_target(attack_cfgs: Sequence[AttackConfig]) -> int:
-    """Metrics rows ``evaluate`` writes per target: one per (attack, eps), plus, for each norm
-    with two or more misclassification attacks, one ``worst_case`` row per eps they all
-    evaluate."""
-    by_norm: dict[str, list[tuple[float, ...]]] = {}
-    for cfg in attack_cfgs:
-        if attacks.build(cfg).misclassification:
-            by_norm.setdefault(cfg.norm, []).append(tuple(cfg.eps))
-    common = sum(len(worst_case.common_epsilons(e)) for e in by_norm.values() if len(e) >= 2)
-    return sum(len(cfg.eps) for cfg in attack_cfgs) + common
-
-
 def targets(ens: Ensemble) -> list[Target]:
     """The whole ensemble (member -1) and, when there is more than one, each member."""
     out = [Target(ENSEMBLE_MEMBER, ens)]

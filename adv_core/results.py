@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from adv_core.stats import wilson
 
@@ -171,3 +172,36 @@ class ExampleRow:
 
 ROW_RECORDS: tuple[type[Any], ...] = (Provenance, CellColumns, MetricsRow)
 """The records that make up one metrics row (their fields are disjoint)."""
+
+
+class PlannedAttack(Protocol):
+    """What the row plan reads of an attack config (``adv_core.config.attacks``)."""
+
+    @property
+    def norm(self) -> str: ...
+
+    @property
+    def eps(self) -> tuple[float, ...]: ...
+
+    @property
+    def misclassification(self) -> bool: ...
+
+
+def common_epsilons(eps_lists: Sequence[Sequence[float]]) -> tuple[float, ...]:
+    """The sorted eps values present in every list (empty when there are no lists)."""
+    if not eps_lists:
+        return ()
+    common = set(eps_lists[0]).intersection(*eps_lists[1:])
+    return tuple(sorted(common))
+
+
+def rows_per_target(attack_cfgs: Sequence[PlannedAttack]) -> int:
+    """Metrics rows ``adv_core.evaluate`` writes per target: one per (attack, eps), plus, for
+    each norm with two or more misclassification attacks, one ``worst_case`` row per eps they
+    all evaluate (``adv_core.worst_case``). Torch-free, so ``sweeps plan`` can say it."""
+    by_norm: dict[str, list[tuple[float, ...]]] = {}
+    for cfg in attack_cfgs:
+        if cfg.misclassification:
+            by_norm.setdefault(cfg.norm, []).append(tuple(cfg.eps))
+    common = sum(len(common_epsilons(e)) for e in by_norm.values() if len(e) >= 2)
+    return sum(len(cfg.eps) for cfg in attack_cfgs) + common

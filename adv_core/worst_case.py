@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
+from adv_core.results import common_epsilons
+
 NAME = "worst_case"
 
 
@@ -51,14 +53,6 @@ class WorstCase:
     @property
     def n_robust(self) -> list[int]:
         return [int((~s).sum()) for s in self.success]
-
-
-def common_epsilons(eps_lists: Sequence[Sequence[float]]) -> tuple[float, ...]:
-    """The sorted eps values present in every list (empty when there are no lists)."""
-    if not eps_lists:
-        return ()
-    common = set(eps_lists[0]).intersection(*eps_lists[1:])
-    return tuple(sorted(common))
 
 
 def worst_case(runs: Sequence[Broken]) -> WorstCase | None:

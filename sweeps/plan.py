@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from adv_core.config import Cell
 from adv_core.cost import estimate_cost
+from adv_core.results import rows_per_target
 from sweeps.spec import SweepSpec
 
 
@@ -47,8 +48,6 @@ class PlanSummary:
 
 
 def summarize(spec: SweepSpec, cells: list[Cell], done: set[str]) -> PlanSummary:
-    from adv_core.evaluate import rows_per_target  # torch: only `sweeps plan` needs it
-
     pending = [c for c in cells if c.cell_hash not in done]
     targets = 1 + (spec.ensemble_size if spec.ensemble_size > 1 else 0)
     rows = targets * rows_per_target(spec.attacks)  # worst_case rows included

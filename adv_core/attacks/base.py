@@ -152,12 +152,16 @@ class Attack:
 
     white_box: bool = True
     minimum_norm: bool = False
-    misclassification: bool = True
     eot: bool = False
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
         self.norm: Norm = get_norm(cfg.norm)
+
+    @property
+    def misclassification(self) -> bool:
+        """From the config (``adv_core.config.attacks``), the one home of this fact."""
+        return bool(self.cfg.misclassification)
 
     @final
     def __call__(

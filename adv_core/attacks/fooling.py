@@ -31,7 +31,6 @@ def _confidence_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 class Fooling(Attack):
     cfg: FoolingAttack
-    misclassification = False
 
     def adversarial(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return logits.softmax(dim=1).amax(dim=1) > self.cfg.confidence

@@ -39,6 +39,12 @@ class _AttackBase(Frozen):
             raise ValueError("eps values must not repeat")
         return tuple(sorted(v))
 
+    @property
+    def misclassification(self) -> bool:
+        """Success means a wrong label (False only for the fooling metric). Read by the attack
+        (``Attack.misclassification``), the checks and the row plan, so it lives here."""
+        return True
+
 
 def _check_norm(norm: str, base_norm: str) -> None:
     if base_norm != norm:
@@ -327,6 +333,10 @@ class FoolingAttack(_AttackBase):
     confidence: Fraction = 0.9
     steps: NonNegativeInt = 10
     rel_step: PositiveFloat = 0.25
+
+    @property
+    def misclassification(self) -> bool:
+        return False
 
 
 AttackConfig = Annotated[

@@ -11,8 +11,8 @@ from pydantic import TypeAdapter
 from adv_core import checks
 from adv_core.config import Cell
 from adv_core.config.attacks import AttackConfig
-from adv_core.evaluate import rows_per_target
 from adv_core.models import save_ensemble
+from adv_core.results import rows_per_target
 from adv_core.run import run_cell
 
 ADAPTER: TypeAdapter = TypeAdapter(AttackConfig)

@@ -11,10 +11,10 @@ from pydantic import TypeAdapter
 
 from adv_core.config import Cell
 from adv_core.config.attacks import AttackConfig
-from adv_core.evaluate import rows_per_target
 from adv_core.examples import first_broken_eps
+from adv_core.results import common_epsilons, rows_per_target
 from adv_core.run import CellResult, run_cell
-from adv_core.worst_case import Broken, common_epsilons, worst_case
+from adv_core.worst_case import Broken, worst_case
 
 T, F = True, False
 

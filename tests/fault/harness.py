@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from adv_core.config import Cell
-from adv_core.evaluate import rows_per_target
+from adv_core.results import rows_per_target
 from analysis import load
 from sweeps.plan import plan
 from sweeps.spec import SweepSpec, loads_spec
