@@ -17,7 +17,6 @@ from adv_core.attacks.autoattack import AutoAttack, component_configs
 from adv_core.attacks.base import (
     Attack,
     AttackResult,
-    MinimumNorm,
     Model,
     correct,
     predict_correct,
@@ -28,7 +27,7 @@ from adv_core.attacks.fab import Fab
 from adv_core.attacks.fmn import Fmn
 from adv_core.attacks.fooling import Fooling
 from adv_core.attacks.gradient import Bpda, EotPgd, Fgsm, Pgd
-from adv_core.attacks.min_norm import MinNorm
+from adv_core.attacks.min_norm import MinimumNorm, MinNorm
 from adv_core.attacks.one_pixel import OnePixel
 from adv_core.attacks.sparse import Sparse
 from adv_core.attacks.square import Square

@@ -18,7 +18,8 @@ from collections.abc import Callable
 
 import torch
 
-from adv_core.attacks.base import Bounds, MinimumNorm, Model, bcast, margin_loss
+from adv_core.attacks.base import Bounds, Model, bcast, margin_loss
+from adv_core.attacks.min_norm import MinimumNorm
 from adv_core.config.attacks import CwAttack
 
 _EDGE = 1 - 1e-6  # keep atanh finite at the box edges

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from adv_core.attacks.base import Bounds, MinimumNorm, Model, bcast, clip_box, correct
+from adv_core.attacks.base import Bounds, Model, bcast, clip_box, correct
+from adv_core.attacks.min_norm import MinimumNorm
 from adv_core.config.attacks import FabAttack
 from adv_core.norms import Norm
 

@@ -20,7 +20,6 @@ import torch
 
 from adv_core.attacks.base import (
     Bounds,
-    MinimumNorm,
     Model,
     bcast,
     clip_box,
@@ -28,6 +27,7 @@ from adv_core.attacks.base import (
     loss_grad,
     margin_loss,
 )
+from adv_core.attacks.min_norm import MinimumNorm
 from adv_core.config.attacks import FmnAttack
 
 

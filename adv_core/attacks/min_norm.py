@@ -1,4 +1,8 @@
-"""Minimum-norm wrapper: the smallest eps at which a fixed-eps attack succeeds, per example.
+"""Minimum-norm attacks: the base class ``MinimumNorm`` (``search`` per example, the whole curve
+from the distances, optional ``confirm``) and ``MinNorm``, the bisection wrapper around a
+fixed-eps attack.
+
+``MinNorm``: the smallest eps at which a fixed-eps attack succeeds, per example.
 
 Bisection on [0, max_eps]: first the attack at max_eps (examples it cannot break get distance
 inf), then ``bisection_steps`` halvings, each attacking every still-open example at its own
@@ -15,10 +19,128 @@ exit 2 naming ``attacks[i].eps`` at ``sweeps validate``) instead of reporting it
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from typing import Any
+
 import torch
 
-from adv_core.attacks.base import Attack, AttackResult, Bounds, MinimumNorm, Model
+from adv_core.attacks.base import Attack, AttackResult, Bounds, Model, bcast
 from adv_core.config.attacks import MinNormAttack
+
+
+class MinimumNorm(Attack, ABC):
+    """Base of minimum-norm attacks: ``search`` finds, for each clean-correct example, an
+    adversarial point as close as it can; robustness at eps is then ``distance > eps``, so one
+    search gives every budget of the list. Found points are verified on the model.
+
+    ``confirm`` (optional, given by the registry): a fixed-eps attack run at each eps only on
+    the examples whose found distance exceeds it; what it breaks counts as broken, and the
+    result carries the flag ``min_norm_gap`` (the search missed points a fixed-eps attack
+    found: its distances overstate robustness there).
+    """
+
+    minimum_norm = True
+
+    def __init__(self, cfg: Any, confirm: Attack | None = None) -> None:
+        super().__init__(cfg)
+        self.confirm = confirm
+
+    @abstractmethod
+    def search(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        bounds: Bounds,
+        generator: torch.Generator | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x_min (A, *D), dist (A,)): the closest adversarial point found (inf: none)."""
+
+    def perturb(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        eps: torch.Tensor,
+        bounds: Bounds,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """As a fixed-eps attack (e.g. an autoattack component): the found point if within eps."""
+        x_min, dist = self.search(model, x, y, bounds, generator)
+        return torch.where(bcast(dist <= eps, x), x_min, x)
+
+    def distances(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        bounds: Bounds,
+        generator: torch.Generator | None,
+        batch_size: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x_min (N, *D), dist (N,)): 0 for examples misclassified clean, inf where none."""
+        broken = self.hits(model, x, y)
+        dist = torch.full((len(y),), float("inf"), dtype=x.dtype, device=x.device)
+        dist[broken] = 0.0
+        x_min = x.detach().clone()
+        for chunk in (~broken).nonzero()[:, 0].split(batch_size):
+            xm, dm = self.search(model, x[chunk], y[chunk], bounds, generator)
+            ok = torch.isfinite(dm) & self.hits(model, xm, y[chunk])  # verified on the model
+            x_min[chunk[ok]], dist[chunk[ok]] = xm[ok], dm[ok]
+        return x_min, dist
+
+    def solve(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        eps_list: tuple[float, ...],
+        bounds: Bounds,
+        generator: torch.Generator | None,
+        batch_size: int,
+    ) -> AttackResult:
+        x_min, dist = self.distances(model, x, y, bounds, generator, batch_size)
+        success = torch.stack([dist <= e for e in eps_list])  # (K, N)
+        x_adv = [torch.where(bcast(s, x), x_min, x) for s in success]
+        result = AttackResult(eps_list, x_adv, success, distances=dist, info={"x": x})
+        if self.confirm is not None:
+            self._confirm(model, x, y, result, bounds, generator, batch_size)
+        return result
+
+    def _confirm(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        result: AttackResult,
+        bounds: Bounds,
+        generator: torch.Generator | None,
+        batch_size: int,
+    ) -> None:
+        """Run ``confirm`` at each eps on what the search left robust (cascading: what it
+        broke at a smaller eps stays broken); record the gap."""
+        assert self.confirm is not None
+        extra = torch.zeros(len(y), dtype=torch.bool, device=x.device)
+        gap = []
+        for k, eps in enumerate(result.epsilons):
+            todo = (~result.success[k] & ~extra).nonzero()[:, 0]
+            for chunk in todo.split(batch_size) if eps > 0 else ():
+                e = torch.full((len(chunk),), eps, dtype=x.dtype, device=x.device)
+                xa, hit = self.confirm.attack_at(model, x[chunk], y[chunk], e, bounds, generator)
+                extra[chunk[hit]] = True
+                result.x_adv[k][chunk[hit]] = xa[hit]
+                if result.distances is not None:
+                    d = self.norm.norm(xa[hit] - x[chunk[hit]])
+                    result.distances[chunk[hit]] = torch.minimum(result.distances[chunk[hit]], d)
+            newly = extra & ~result.success[k]
+            for j in range(k + 1, len(result.epsilons)):  # nested balls: broken stays broken
+                keep = newly & ~result.success[j]
+                result.x_adv[j][keep] = result.x_adv[k][keep]
+            gap.append(int(newly.sum()))
+            result.success[k] |= extra
+        result.info["min_norm_gap"] = gap
+        if any(gap):
+            result.flags.append("min_norm_gap")
 
 
 class MinNorm(MinimumNorm):
