@@ -22,6 +22,10 @@ resume still sees the cell as done; the next pass deletes the leftovers. Tempora
 writers killed mid-write (``.tmp-*``) are deleted by passes that run while no worker writes
 (the start and end of a run, ``sweeps compact``). The run lock keeps ``sweeps compact`` and
 ``sweeps run`` off the same run; the background compactor runs inside the lock holder.
+
+Every pass also packs the shared model store's loose checkpoints into one pack once there are
+``model_packs.MIN_MODELS`` of them (``sweeps compact``: all of them); the crash rules of packs are
+in sweeps/model_packs.py.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from adv_core.results import FINISHED
 from sweeps import layout
 from sweeps.index import PartInfo, Partition, worst_status, write_index
 from sweeps.layout import COMPACTED_PREFIX, EXAMPLES, METRICS, name_of
+from sweeps.model_packs import PackResult, pack_models
 from sweeps.schema import EXAMPLES_SCHEMA, METRICS_SCHEMA
 from sweeps.store import ResultStore
 
@@ -239,6 +244,7 @@ def compact(
             out.append(compact_run(store, s, r))
     if sweep is None:
         clean_model_temporaries(store)
+        pack_models(store.fs, store.base, min_models=1)
     return out
 
 
@@ -290,12 +296,15 @@ class BackgroundCompactor:
         self.interval_s = INTERVAL_S if interval_s is None else interval_s
         self.poll_s = POLL_S if poll_s is None else poll_s
         self.passes: list[RunCompaction] = []
+        self.model_passes: list[PackResult] = []
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sweeps-compactor", daemon=True)
 
     def _pass(self, **kwargs: Any) -> None:
         self.passes.append(compact_locked(self.store, self.sweep, self.run_id, **kwargs))
+        # the shared model store: loose checkpoints into packs once there are MIN_MODELS
+        self.model_passes.append(pack_models(self.store.fs, self.store.base))
 
     def __enter__(self) -> BackgroundCompactor:
         self._pass(clean_tmp=True, min_cells=self.min_cells)

@@ -6,6 +6,7 @@ store, the compactor, ``sweeps status`` and ``analysis.load`` all read the layou
     ROOT/metrics/sweep=<name>/run=<run_id>/_index.json             cache of the parts' metadata
     ROOT/examples/...                                              the same for per-example rows
     ROOT/models/<train_hash[:2]>/<train_hash>.safetensors          weights + config in one file
+    ROOT/models/packs/pack-<stamp>-<id>.{bin,index.json}           packed checkpoints (model_packs)
     ROOT/models/<train_hash>/{weights.safetensors,config.json}     older layout, still read
     ROOT/runs/<run_id>.json                                        run manifests
     ROOT/reports/<run_id>.{md,json,html}

@@ -29,6 +29,7 @@ from sweeps import layout
 from sweeps.index import Partition, atomic_write, cell_statuses, scan_partition
 from sweeps.layout import EXAMPLES, METRICS, MODELS, REPORTS, RUNS
 from sweeps.lock import LeaseLock, lock_path
+from sweeps.model_packs import PackIndex
 from sweeps.rows import RunInfo, complete_examples, complete_rows
 from sweeps.schema import EXAMPLES_SCHEMA, METRICS_SCHEMA, examples_table, metrics_table
 
@@ -56,6 +57,7 @@ class ResultStore:
             self.fs, self.base = filesystem, root.split("://", 1)[-1].rstrip("/")
         else:
             self.fs, self.base = layout.resolve(root)
+        self._packs: PackIndex | None = None  # the checkpoint packs' indexes read so far
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (ResultStore, (self.root, self.fs if "://" in self.root else None))
@@ -193,6 +195,8 @@ class ResultStore:
     def load_model(self, train_hash: str) -> tuple[bytes, str] | None:
         """(safetensors weights, JSON config) saved for ``train_hash``, in either layout."""
         packed = self.read_bytes(layout.model_file(self.base, train_hash))
+        if packed is None:  # packed by a compaction pass (model_packs): the index says where
+            packed = self._pack_index().read(train_hash)
         if packed is not None:
             return unpack_model(packed)
         weights_path, config_path = layout.legacy_model_files(self.base, train_hash)
@@ -201,6 +205,12 @@ class ResultStore:
         if weights is None or config is None:
             return None
         return weights, config.decode()
+
+    def _pack_index(self) -> PackIndex:
+        """This store's cache of the checkpoint packs' indexes (packs never change)."""
+        if self._packs is None:
+            self._packs = PackIndex(self.fs, self.base)
+        return self._packs
 
     def save_model(self, train_hash: str, weights: bytes, config: str) -> None:
         """One file, renamed into place whole: no half checkpoint is ever visible."""
