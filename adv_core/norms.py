@@ -25,6 +25,30 @@ def _expand(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return v.reshape(-1, *([1] * (like.dim() - 1)))
 
 
+def _invert_capped(slope: torch.Tensor, brk: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """Smallest t >= 0 (...,) with g(t) = sum_i min(slope_i t, slope_i brk_i) >= m, exactly,
+    with one sort (inf where g never reaches m). slope >= 0 and brk >= 0 (inf: never capped)
+    are (..., D); g is piecewise linear and non-decreasing with kinks at the sorted brk, so
+    the solution lies on the first segment whose right end reaches m. Entries with slope 0
+    must have brk 0 (they add nothing)."""
+    b, order = brk.sort(dim=-1)  # (..., D) ascending kinks
+    s = slope.gather(-1, order)
+    cap = torch.where(torch.isfinite(b), s * b, torch.zeros_like(b))  # capped contributions
+    zero = torch.zeros_like(b[..., :1])
+    done = cap.cumsum(dim=-1)  # capped by t = b_k: entries 0..k
+    rest = torch.cat([s.flip(-1).cumsum(dim=-1).flip(-1)[..., 1:], zero], dim=-1)  # k+1..
+    g = torch.where(torch.isfinite(b), done + b * rest, torch.full_like(b, _INF))  # g(b_k)
+    k = (g < m[..., None]).sum(dim=-1, keepdim=True)  # the first kink where g reaches m
+    kc = k.clamp_max(b.shape[-1] - 1)
+    before = torch.cat([zero, done[..., :-1]], dim=-1).gather(-1, kc)[..., 0]
+    free = (rest + s).gather(-1, kc)[..., 0]  # slope of g on that segment
+    lower = torch.cat([zero, b[..., :-1]], dim=-1).gather(-1, kc)[..., 0]
+    t = ((m - before) / free.clamp_min(_TINY)).clamp_min(lower)
+    t = torch.minimum(t, b.gather(-1, kc)[..., 0])
+    t = torch.where(m <= 0, torch.zeros_like(t), t)
+    return torch.where(k[..., 0] < b.shape[-1], t, torch.full_like(t, _INF))
+
+
 class Norm(ABC):
     """An lp norm on flattened examples. ``dual`` is the lq norm with 1/p + 1/q = 1."""
 
@@ -135,6 +159,16 @@ class Norm(ABC):
         """Distance to the hyperplane with no box: m / ||a||_q (an upper bound with a box)."""
         return m / self.dual_norm_of(a).clamp_min(_TINY)
 
+    def plane_fill(
+        self, a: torch.Tensor, room: torch.Tensor, m: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(r (..., D), dist (...)): the magnitudes of least norm with <a, r> >= m inside
+        0 <= r <= room, and their norm (inf, with r = 0, where even the whole box falls short).
+        FAB's projection onto a linearised boundary. Default: ``fill`` at ``min_linear_dist``;
+        linf and l2 override it with one sort (the reference's approach, no bisection)."""
+        dist = self.min_linear_dist(a, room, m)
+        return self.fill(a, room, torch.where(torch.isfinite(dist), dist, 0.0)), dist
+
 
 def _eps_like(eps: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
     e = torch.as_tensor(eps, dtype=like.dtype, device=like.device)
@@ -157,6 +191,21 @@ class Linf(Norm):
 
     def fill(self, a: torch.Tensor, room: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         return torch.minimum(room, eps[..., None].expand_as(room)) * (a > 0)
+
+    def plane_fill(
+        self, a: torch.Tensor, room: torch.Tensor, m: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One sort: <a, fill(eps)> = sum_i a_i min(eps, room_i), kinks at the rooms."""
+        live = a > 0
+        eps = _invert_capped(a * live, torch.where(live, room, 0.0), m)
+        r = torch.minimum(room, torch.where(torch.isfinite(eps), eps, 0.0)[..., None]) * live
+        return r, eps
+
+    def min_linear_dist(
+        self, a: torch.Tensor, room: torch.Tensor, m: torch.Tensor, iters: int = 60
+    ) -> torch.Tensor:
+        """Exact, one sort (``plane_fill``); ``iters`` is unused."""
+        return self.plane_fill(a, room, m)[1]
 
     def ascent(
         self,
@@ -238,23 +287,23 @@ class L2(Norm):
             lo, hi = torch.where(ok, mid, lo), torch.where(ok, hi, mid)
         return clipped(torch.where(inside, one, lo)).reshape(delta.shape)
 
+    def plane_fill(
+        self, a: torch.Tensor, room: torch.Tensor, m: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One sort: on the path r(t) = min(a t, room) (KKT), <a, r(t)> = sum_i
+        min(a_i^2 t, a_i room_i), kinks at room_i / a_i."""
+        live = a > 0
+        brk = torch.where(live, room / a.clamp_min(_TINY), 0.0)
+        t = _invert_capped(a * a * live, brk, m)
+        r = torch.minimum(a * torch.where(torch.isfinite(t), t, 0.0)[..., None], room) * live
+        dist = torch.where(torch.isfinite(t), r.norm(dim=-1), _INF)
+        return r, dist
+
     def min_linear_dist(
         self, a: torch.Tensor, room: torch.Tensor, m: torch.Tensor, iters: int = 60
     ) -> torch.Tensor:
-        """Bisection straight on the multiplier t of the path r(t) = min(a t, room)."""
-        if not bool(torch.isfinite(room).any()):  # no box: distance to the hyperplane
-            return self.dual_norm_free_bound(a, m)
-        reach = (a * room.masked_fill(a == 0, 0.0)).sum(-1)
-        t_lo = torch.zeros_like(m)
-        t_hi = m.clamp_min(0) / a.pow(2).sum(-1).clamp_min(_TINY)  # no clipping reaches m here
-        brk = torch.where(torch.isfinite(room) & (a > 0), room / a.clamp_min(_TINY), 0.0)
-        t_hi = torch.maximum(t_hi, brk.amax(dim=-1))
-        for _ in range(iters):
-            t = (t_lo + t_hi) / 2
-            ok = (a * torch.minimum(a * t[..., None], room)).sum(-1) >= m
-            t_hi, t_lo = torch.where(ok, t, t_hi), torch.where(ok, t_lo, t)
-        dist = torch.minimum(a * t_hi[..., None], room).norm(dim=-1)
-        return torch.where(reach >= m, dist, _INF)
+        """Exact, one sort (``plane_fill``); ``iters`` is unused."""
+        return self.plane_fill(a, room, m)[1]
 
     def random_init(
         self,

@@ -33,12 +33,9 @@ def to_plane(
     s = w.sign() * c.sign()[:, None]
     a = w.abs()
     room = torch.where(s > 0, up, down).clamp_min(0)
-    m = c.abs()
-    dist = norm.min_linear_dist(a, room, m)
-    reach = torch.isfinite(dist) & (norm.dual_norm_of(a) > 0)
-    r = norm.fill(a, room, torch.where(reach, dist, torch.zeros_like(dist)))
+    r, dist = norm.plane_fill(a, room, c.abs())  # exact, one sort for linf / l2 / l1
     corner = torch.where((a > 0) & torch.isfinite(room), room, torch.zeros_like(room))
-    return s * torch.where(reach[:, None], r, corner)
+    return s * torch.where(torch.isfinite(dist)[:, None], r, corner)
 
 
 class Fab(MinimumNorm):
@@ -151,6 +148,8 @@ class Fab(MinimumNorm):
             torch.full((a_n,), float("inf"), dtype=x0.dtype, device=x0.device),
         )
         rows = torch.arange(a_n, device=x0.device)
+        # Both projections (of x1 and of x0) go through one batched call: rows [x1; x0].
+        up0, dn0 = (inf, inf) if bounds is None else (bounds[1] - flat0, flat0 - bounds[0])
         for _ in range(self.cfg.steps):
             f, g = self._diffs(model, x1, y, target)  # (A, K), (A, K, D)
             j = (f.abs() / self.norm.dual_norm_of(g).clamp_min(1e-12)).argmin(dim=1)
@@ -159,17 +158,21 @@ class Fab(MinimumNorm):
             # The plane f_j + <w, z - x1> = 0: from t, <w, delta> = -(f_j + <w, t - x1>).
             c1, c0 = -fj, -(fj + (w * (flat0 - flat1)).sum(1))
             up1, dn1 = (inf, inf) if bounds is None else (bounds[1] - flat1, flat1 - bounds[0])
-            up0, dn0 = (inf, inf) if bounds is None else (bounds[1] - flat0, flat0 - bounds[0])
-            d1, d0 = to_plane(self.norm, w, c1, up1, dn1), to_plane(self.norm, w, c0, up0, dn0)
+            d = to_plane(
+                self.norm, w.repeat(2, 1), torch.cat([c1, c0]),
+                torch.cat([up1, up0]), torch.cat([dn1, dn0]),
+            )  # fmt: skip
+            d1, d0 = d[:a_n], d[a_n:]  # (A, D) each
             a1 = self.norm.norm(d1).clamp_min(1e-8)
             a0 = self.norm.norm(d0).clamp_min(1e-8)
             alpha = (a1 / (a1 + a0)).clamp(0.0, self.cfg.alpha_max)[:, None]
             eta = self.cfg.eta
             nxt = (flat1 + eta * d1) * (1 - alpha) + (flat0 + eta * d0) * alpha
             x1 = clip_box(nxt.reshape(shape), bounds)
-            adv = ~correct(model(x1), y)
-            d = self.norm.norm(x1 - x0)
-            better = adv & (d < best_d)
-            best_x[better], best_d[better] = x1[better], d[better]
-            x1[adv] = x0[adv] + self.cfg.beta * (x1[adv] - x0[adv])
+            adv = ~correct(model(x1), y)  # (A,)
+            dist = self.norm.norm(x1 - x0)
+            better = adv & (dist < best_d)
+            best_x = torch.where(bcast(better, x1), x1, best_x)
+            best_d = torch.where(better, dist, best_d)
+            x1 = torch.where(bcast(adv, x1), x0 + self.cfg.beta * (x1 - x0), x1)
         return best_x, best_d
