@@ -20,7 +20,6 @@ from pydantic import (
     NonNegativeFloat,
     PositiveFloat,
     PositiveInt,
-    TypeAdapter,
     ValidationError,
     field_validator,
 )
@@ -223,6 +222,3 @@ def loads_spec(text: str, max_cells: int | None = None) -> SweepSpec:
             [("<yaml>", f"YAML syntax error{where}: {getattr(exc, 'problem', exc)}")]
         ) from None
     return parse_spec(data, max_cells)
-
-
-ATTACKS_ADAPTER: TypeAdapter[Any] = TypeAdapter(AttackConfig)

@@ -50,7 +50,7 @@ def _holds_model(value: Any) -> bool:
 class Frozen(BaseModel):
     """Base for all configs: immutable, unknown keys rejected."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, defer_build=True)
 
 
 def _canonical(value: Any) -> Any:

@@ -204,7 +204,7 @@ class TransferAttack(_AttackBase):
     base: Annotated[
         FgsmAttack | PgdAttack | ApgdAttack | EotPgdAttack | BpdaAttack,
         Field(discriminator="name"),
-    ] = PgdAttack()
+    ] = Field(default_factory=PgdAttack)
     source_member: NonNegativeInt | None = None
     source_path: Annotated[str | None, EXECUTION] = None
     source_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
@@ -228,7 +228,7 @@ class MinNormAttack(_AttackBase):
     are reported at ``eps``. ``norm`` must match the base attack's."""
 
     name: Literal["min_norm"] = "min_norm"
-    base: FixedEpsAttack = PgdAttack()
+    base: FixedEpsAttack = Field(default_factory=PgdAttack)
     max_eps: PositiveFloat = 1.0
     bisection_steps: PositiveInt = 10
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from rich.table import Table
-
 from sweeps.cli.common import ResultsOpt, RunIdOpt, SweepOpt, check_results_root, out
 
 
@@ -12,6 +10,8 @@ def compact(
 ) -> None:
     """Merge each run's per-cell files into one file per table, without losing or duplicating
     rows (runs held by a live `sweeps run` are skipped)."""
+    from rich.table import Table
+
     from sweeps.compact import compact as do_compact
 
     check_results_root(results)

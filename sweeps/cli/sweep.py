@@ -27,7 +27,6 @@ from sweeps.cli.common import (
 )
 from sweeps.cli.output import print_json, print_line
 from sweeps.exit_codes import EXIT_FAILED, EXIT_INVALID
-from sweeps.schema import Status
 
 # Storage failures of the results root that end a run (the cells finished so far are kept).
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES}
@@ -80,6 +79,7 @@ def plan(
     from sweeps.plan import plan as make_plan
     from sweeps.plan import summarize
     from sweeps.runner import default_run_id
+    from sweeps.schema import Status
     from sweeps.store import ResultStore
 
     s = read_spec(spec, max_cells)
