@@ -33,7 +33,7 @@ from adv_core.diagnostics import attack_diagnostics
 from adv_core.examples import Broken, CleanFacts, ExampleColumns
 from adv_core.models import Ensemble
 from adv_core.results import ENSEMBLE_MEMBER, MetricsRow
-from adv_core.rng import derive_seed, generator
+from adv_core.rng import derive_seed, generator, seed_global
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ def clean_facts(s: Setting, target: Target) -> CleanFacts:
     model, x, y = target.model, s.x, s.y
     devices = [x.device] if x.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(derive_seed("clean-rng", s.cell.hash_part(), target.member))
+        seed_global(derive_seed("clean-rng", s.cell.hash_part(), target.member))
         correct = predict_correct(model, x, y)
         with torch.no_grad():
             logits = model(x)  # (N, C)
@@ -184,7 +184,7 @@ def run_attack(
     device = s.x.device
     gen = generator("attack", s.cell.hash_part(), b.index, target.member)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(derive_seed("attack-rng", s.cell.hash_part(), b.index, target.member))
+        seed_global(derive_seed("attack-rng", s.cell.hash_part(), b.index, target.member))
         with recording() as rec:
             res = b.attack(target.model, s.x, s.y, b.cfg.eps, bounds=s.bundle.bounds, generator=gen)
         diag = attack_diagnostics(

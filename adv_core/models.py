@@ -33,7 +33,7 @@ from adv_core.config.models import (
 )
 from adv_core.defenses import preprocess_from_spec
 from adv_core.registry import Registry
-from adv_core.rng import derive_seed
+from adv_core.rng import derive_seed, seed_global
 
 Builder = Callable[[Any, tuple[int, ...], int], nn.Module]
 MODELS: Registry[Builder] = Registry("model")
@@ -129,7 +129,7 @@ def init_members(
     out = []
     for i in range(n):
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed("init", seed, i) % (2**63))
+            seed_global(derive_seed("init", seed, i) % (2**63))
             out.append(build_module(cfg, input_shape, n_classes))
     return out
 

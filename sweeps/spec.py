@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 import yaml
 from pydantic import (
@@ -90,6 +91,13 @@ class SweepSpec(Frozen):
     def grid(self) -> Expansion:
         """The grid fields expanded into concrete configs, once per spec."""
         return expand_fields({f: getattr(self, f) for f in GRID_FIELDS})
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy; its expanded grid is kept when ``update`` touches no grid field."""
+        copied = super().model_copy(update=update, deep=deep)
+        if "grid" in self.__dict__ and not set(update or {}) & set(GRID_FIELDS):
+            copied.__dict__["grid"] = self.__dict__["grid"]
+        return copied
 
     def expanded_datasets(self) -> list[Any]:
         return self.grid.flat("datasets")

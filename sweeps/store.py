@@ -36,6 +36,9 @@ from sweeps.schema import EXAMPLES_SCHEMA, METRICS_SCHEMA, examples_table, metri
 __all__ = ["EXAMPLES", "METRICS", "MODELS", "REPORTS", "RUNS", "Receipt", "ResultStore"]
 
 
+LOOSE_PARQUET: dict[str, Any] = {"write_statistics": False, "use_dictionary": False}
+
+
 @dataclass(frozen=True)
 class Receipt:
     """What a worker sends back to the driver: small, never the rows themselves."""
@@ -77,9 +80,13 @@ class ResultStore:
         """Write to a temporary sibling, then rename over ``path`` (layout.tmp_name)."""
         atomic_write(self.fs, path, data)
 
-    def write_table(self, path: str, table: pa.Table) -> None:
+    def write_table(self, path: str, table: pa.Table, *, loose: bool = False) -> None:
+        """``loose``: a per-cell file, read whole and soon merged into a part, so written without
+        column statistics or dictionaries (a tiny cell's two files took 3x longer with them; the
+        compacted parts keep both)."""
         buf = io.BytesIO()
-        pq.write_table(table, buf, compression="zstd")
+        options = LOOSE_PARQUET if loose else {}
+        pq.write_table(table, buf, compression="zstd", **options)
         self.write_bytes(path, buf.getvalue())
 
     def read_bytes(self, path: str) -> bytes | None:
@@ -119,9 +126,10 @@ class ResultStore:
         table = metrics_table(full)
         if examples:
             ex = examples_table(complete_examples(run, cell, examples))
-            self.write_table(self.cell_file(EXAMPLES, run.sweep, run.run_id, cell.cell_hash), ex)
+            ex_path = self.cell_file(EXAMPLES, run.sweep, run.run_id, cell.cell_hash)
+            self.write_table(ex_path, ex, loose=True)
         path = self.cell_file(METRICS, run.sweep, run.run_id, cell.cell_hash)
-        self.write_table(path, table)
+        self.write_table(path, table, loose=True)
         status = full[0]["status"] if full else Status.OK
         wall = full[0].get("wall_s") if full else None
         return Receipt(cell.cell_hash, status, len(full), path, wall, model_reused)

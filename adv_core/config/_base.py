@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from functools import cache
-from typing import Any, Final
+from collections.abc import Mapping
+from functools import cache, cached_property
+from typing import Any, Final, Self
 
 from pydantic import BaseModel, ConfigDict
 
@@ -52,6 +53,27 @@ class Frozen(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, defer_build=True)
 
+    @cached_property
+    def canonical_form(self) -> Any:
+        """``_canonical`` of this config, computed once: configs are frozen, and a cell's hashes
+        and seeds canonicalise the same configs many times per cell (issue 17, item 4)."""
+        return _canonical_model(self)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy without the cached values (``canonical_form``, a cell's hashes): they belong to
+        the fields of the original."""
+        copied = super().model_copy(update=update, deep=deep)
+        for name in _cached_names(type(self)):
+            copied.__dict__.pop(name, None)
+        return copied
+
+
+@cache
+def _cached_names(cls: type) -> tuple[str, ...]:
+    return tuple(
+        name for k in cls.__mro__ for name, v in vars(k).items() if isinstance(v, cached_property)
+    )
+
 
 def _canonical(value: Any) -> Any:
     """Round floats so that 0.1 + 0.2 and 0.3 hash alike; recurse into containers."""
@@ -66,14 +88,21 @@ def _canonical(value: Any) -> Any:
         return {str(k): _canonical(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_canonical(v) for v in value]
-    if isinstance(value, BaseModel):  # its JSON form, less execution settings, at every depth
-        skip = execution_fields(type(value))
-        return {
-            k: _canonical(getattr(value, k) if _holds_model(getattr(value, k, None)) else v)
-            for k, v in value.model_dump(mode="json").items()
-            if k not in skip
-        }
+    if isinstance(value, Frozen):
+        return value.canonical_form
+    if isinstance(value, BaseModel):
+        return _canonical_model(value)
     raise TypeError(f"cannot canonicalise {type(value).__name__}")
+
+
+def _canonical_model(value: BaseModel) -> dict[str, Any]:
+    """A config's JSON form, less execution settings, at every depth."""
+    skip = execution_fields(type(value))
+    return {
+        k: _canonical(getattr(value, k) if _holds_model(getattr(value, k, None)) else v)
+        for k, v in value.model_dump(mode="json").items()
+        if k not in skip
+    }
 
 
 def canonical_json(value: Any) -> str:

@@ -7,6 +7,7 @@ trained weights; ``cell_hash`` adds the evaluation plan and ALGO_VERSION. Execut
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Annotated, Any
 
 from pydantic import Field, PositiveInt
@@ -52,11 +53,11 @@ class Cell(Frozen):
             "algo_version": ALGO_VERSION,
         }
 
-    @property
+    @cached_property
     def train_hash(self) -> str:
         return content_hash(self.train_part())
 
-    @property
+    @cached_property
     def cell_hash(self) -> str:
         return content_hash(self.hash_part())
 

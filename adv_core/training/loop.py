@@ -18,6 +18,7 @@ from adv_core.config.training import StandardTraining, TrainingBase
 from adv_core.data.base import DataBundle
 from adv_core.models import Ensemble
 from adv_core.registry import Registry
+from adv_core.rng import seed_global
 
 
 class Diverged(RuntimeError):
@@ -81,7 +82,7 @@ def fit(
     devices = [x.device] if x.device.type == "cuda" else []
     ens.train()
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(gen.initial_seed())
+        seed_global(gen.initial_seed())
         for _ in range(cfg.epochs):
             log.losses.append(_epoch(ens, x, y, cfg.batch_size, opt, gen, batch_loss, log.epochs))
             log.epochs += 1
