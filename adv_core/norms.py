@@ -33,11 +33,12 @@ def _invert_capped(slope: torch.Tensor, brk: torch.Tensor, m: torch.Tensor) -> t
     must have brk 0 (they add nothing)."""
     b, order = brk.sort(dim=-1)  # (..., D) ascending kinks
     s = slope.gather(-1, order)
-    cap = torch.where(torch.isfinite(b), s * b, torch.zeros_like(b))  # capped contributions
+    fin = torch.isfinite(b)
+    cap = torch.where(fin, s * b, 0.0)  # capped contributions
     zero = torch.zeros_like(b[..., :1])
     done = cap.cumsum(dim=-1)  # capped by t = b_k: entries 0..k
     rest = torch.cat([s.flip(-1).cumsum(dim=-1).flip(-1)[..., 1:], zero], dim=-1)  # k+1..
-    g = torch.where(torch.isfinite(b), done + b * rest, torch.full_like(b, _INF))  # g(b_k)
+    g = torch.where(fin, done + b * rest, _INF)  # g(b_k)
     k = (g < m[..., None]).sum(dim=-1, keepdim=True)  # the first kink where g reaches m
     kc = k.clamp_max(b.shape[-1] - 1)
     before = torch.cat([zero, done[..., :-1]], dim=-1).gather(-1, kc)[..., 0]

@@ -34,7 +34,7 @@ def to_plane(
     a = w.abs()
     room = torch.where(s > 0, up, down).clamp_min(0)
     r, dist = norm.plane_fill(a, room, c.abs())  # exact, one sort for linf / l2 / l1
-    corner = torch.where((a > 0) & torch.isfinite(room), room, torch.zeros_like(room))
+    corner = torch.where(a > 0, room, 0.0)  # used only where every live room is finite
     return s * torch.where(torch.isfinite(dist)[:, None], r, corner)
 
 
