@@ -20,7 +20,8 @@ from benchmarks.core import FULL, QUICK, RESULTS_DIR, Measurement, Scale, save, 
 # Benchmark modules and the issue items each one measures, in the order they run.
 MODULES: dict[str, tuple[int, ...]] = {
     "attack_bench": (1, 2, 3),
-    "autoattack_bench": (1, 3),
+    "autoattack_bench": (1,),
+    "curve_bench": (3,),
     "train_bench": (4,),
     "engine_bench": (5,),
     "analysis_bench": (6,),

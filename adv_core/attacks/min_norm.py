@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from adv_core.attacks.base import Attack, AttackResult, Bounds, Model, bcast
+from adv_core.attacks.confirm import confirm_curve
 from adv_core.config.attacks import MinNormAttack
 
 
@@ -104,43 +105,12 @@ class MinimumNorm(Attack, ABC):
         x_adv = [torch.where(bcast(s, x), x_min, x) for s in success]
         result = AttackResult(eps_list, x_adv, success, distances=dist, info={"x": x})
         if self.confirm is not None:
-            self._confirm(model, x, y, result, bounds, generator, batch_size)
+            reach = getattr(self.cfg, "confirm_reach", None)
+            confirm_curve(
+                self.confirm, self.norm, model, x, y, result, x_min, bounds, generator,
+                batch_size, reach,
+            )  # fmt: skip
         return result
-
-    def _confirm(
-        self,
-        model: Model,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        result: AttackResult,
-        bounds: Bounds,
-        generator: torch.Generator | None,
-        batch_size: int,
-    ) -> None:
-        """Run ``confirm`` at each eps on what the search left robust (cascading: what it
-        broke at a smaller eps stays broken); record the gap."""
-        assert self.confirm is not None
-        extra = torch.zeros(len(y), dtype=torch.bool, device=x.device)
-        gap = []
-        for k, eps in enumerate(result.epsilons):
-            todo = (~result.success[k] & ~extra).nonzero()[:, 0]
-            for chunk in todo.split(batch_size) if eps > 0 else ():
-                e = torch.full((len(chunk),), eps, dtype=x.dtype, device=x.device)
-                xa, hit = self.confirm.attack_at(model, x[chunk], y[chunk], e, bounds, generator)
-                extra[chunk[hit]] = True
-                result.x_adv[k][chunk[hit]] = xa[hit]
-                if result.distances is not None:
-                    d = self.norm.norm(xa[hit] - x[chunk[hit]])
-                    result.distances[chunk[hit]] = torch.minimum(result.distances[chunk[hit]], d)
-            newly = extra & ~result.success[k]
-            for j in range(k + 1, len(result.epsilons)):  # nested balls: broken stays broken
-                keep = newly & ~result.success[j]
-                result.x_adv[j][keep] = result.x_adv[k][keep]
-            gap.append(int(newly.sum()))
-            result.success[k] |= extra
-        result.info["min_norm_gap"] = gap
-        if any(gap):
-            result.flags.append("min_norm_gap")
 
 
 class MinNorm(MinimumNorm):

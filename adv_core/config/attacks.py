@@ -243,6 +243,11 @@ Confirm = bool | FixedEpsAttack
 AutoAttack's white-box part) or a fixed-eps attack of the same norm."""
 
 
+ConfirmReach = Annotated[float, Field(ge=1.0)] | None
+"""``confirm_reach``: confirm an example at eps only if its found distance is at most
+reach * eps (None: every example the search left robust; ``adv_core.attacks.confirm``)."""
+
+
 def _check_confirm(confirm: Confirm, norm: str) -> None:
     if not isinstance(confirm, bool):
         _check_norm(norm, confirm.norm)
@@ -266,6 +271,7 @@ class FabAttack(_AttackBase):
     beta: Fraction = 0.9
     init_eps: PositiveFloat | None = None
     confirm: Confirm = False
+    confirm_reach: ConfirmReach = None
 
     @model_validator(mode="after")
     def _confirm_norm(self) -> FabAttack:
@@ -287,6 +293,7 @@ class FmnAttack(_AttackBase):
     gamma_init: Fraction = 0.05
     gamma_final: Fraction = 0.001
     confirm: Confirm = False
+    confirm_reach: ConfirmReach = None
 
     @model_validator(mode="after")
     def _confirm_norm(self) -> FmnAttack:

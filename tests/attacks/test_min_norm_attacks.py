@@ -8,7 +8,10 @@ import pytest
 import torch
 
 from adv_core import attacks
+from adv_core.attacks.base import correct
 from adv_core.attacks.fab import to_plane
+from adv_core.attacks.min_norm import MinimumNorm
+from adv_core.checks import tie_tolerance
 from adv_core.config import attacks as ac
 from adv_core.norms import get_norm
 from adv_core.rng import generator
@@ -110,3 +113,63 @@ def test_fab_near_apgd_on_an_mlp(digits_mlp: tuple, norm: str, eps: float) -> No
         model, x, y, bounds=BOX, generator=generator("a")
     )
     assert abs(float(fab.robust_acc()[0]) - float(apgd.robust_acc()[0])) <= 0.05
+
+
+class Overstated(MinimumNorm):
+    """A search that overstates: it reports ``factor`` times the exact minimal distance of a
+    linear model (inf: a search that finds nothing), so ``confirm`` must recover the rest."""
+
+    def __init__(self, cfg: ac.FabAttack, confirm: attacks.Attack, factor: float) -> None:
+        super().__init__(cfg, confirm)
+        self.factor = factor
+
+    def search(self, model, x, y, bounds, generator):  # type: ignore[no-untyped-def]
+        far = attacks.build(ac.ExactAttack(norm=self.cfg.norm, eps=(100.0,)))
+        res = far(model, x, y, bounds=bounds)
+        assert res.distances is not None
+        return res.x_adv[0], (self.factor * res.distances).to(x.dtype)
+
+
+CURVE = {
+    "linf": (0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2),
+    "l2": (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8),
+}
+
+
+@pytest.mark.parametrize(
+    ("factor", "reach"),
+    [(float("inf"), None), (3.0, None), (1.3, 1.5)],
+    ids=["blind", "x3", "x1.3-reach1.5"],
+)
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_confirm_recovers_the_exact_curve_from_an_overstating_search(
+    norm: str, factor: float, reach: float | None
+) -> None:
+    """On a linear 4-class model APGD-T over every runner-up class is exact (test_closed_form),
+    so a search that overstates every distance, confirmed by it, must give the exact robust
+    accuracy at all 8 eps: the top-down cascade may skip an example only where the attack
+    failed at a larger eps (and, with ``confirm_reach``, where the search overstated by less
+    than the reach). Every point confirm found is re-checked: inside the ball and adversarial."""
+    eps = CURVE[norm]
+    model, x, y = linear_problem(4, n=200)
+    exact = attacks.build(ac.ExactAttack(norm=norm, eps=eps))(model, x, y, bounds=BOX)
+    apgd_t = attacks.build(ac.ApgdAttack(norm=norm, steps=20, loss="dlr_targeted", n_targets=3))
+    cfg = ac.FabAttack(norm=norm, eps=eps, confirm=True, confirm_reach=reach)
+    search = Overstated(cfg, apgd_t, factor)
+    got = search(model, x, y, eps, bounds=BOX, generator=generator("ov"))
+    n_exact, n_got = (~exact.success).sum(1), (~got.success).sum(1)
+    assert n_exact[0] - n_exact[-1] > 50, "the curve must fall over the grid"
+    assert (n_got - n_exact).abs().max() <= tie_tolerance(len(y)), (n_got, n_exact)
+    assert got.distances is not None and exact.distances is not None
+    assert bool((got.distances >= exact.distances * (1 - 1e-4) - 1e-6).all())
+    if factor > 1.5:
+        assert "min_norm_gap" in got.flags and sum(got.info["min_norm_gap"]) > 30
+    confirmed = got.distances < factor * exact.distances  # the fake's own points are far
+    for k, e in enumerate(eps):
+        s = got.success[k] & confirmed
+        delta = get_norm(norm).norm(got.x_adv[k][s] - x[s])
+        assert bool((delta <= e * (1 + 1e-5)).all()), (k, float(delta.max()))
+        assert bool((~correct(model(got.x_adv[k][s]), y[s])).all())
+    # one attack per example per round, on fewer examples each round
+    rounds = got.info["confirm_rounds"]
+    assert rounds[0] <= len(y) and all(b <= a for a, b in zip(rounds, rounds[1:], strict=False))
