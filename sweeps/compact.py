@@ -250,8 +250,9 @@ def compact(
 
 def clean_model_temporaries(store: ResultStore, older_than_s: float = MODEL_TMP_AGE_S) -> int:
     """Delete checkpoint temporaries (``models/**/.tmp-*``) older than ``older_than_s``: the
-    model store is shared by every run, so a younger one may belong to a writer still running.
-    Lists the whole model store: ``sweeps compact`` does it, runs do not."""
+    model store is shared by every run, so a younger one may belong to a writer still running
+    (a writer refreshes its temporary's mtime as it writes and renames it within seconds).
+    One listing of the model store; a run's start pass and ``sweeps compact`` do it."""
     now = time.time()
     old = [
         i.path
@@ -269,7 +270,8 @@ class BackgroundCompactor:
     """Keeps a running sweep's layout compact, with no user command: used as a context manager
     around the cells by the driver, which holds the run lock.
 
-    - on entry: one pass that merges cells a killed run left loose and deletes its temporaries;
+    - on entry: one pass that merges cells a killed run left loose and deletes its temporaries
+      (and the model store's checkpoint temporaries older than ``MODEL_TMP_AGE_S``);
     - while the sweep runs, a daemon thread lists the metrics partition every ``poll_s`` seconds
       (one request) and merges the finished loose cells into one part per table when there are
       ``batch_cells`` of them, or ``min_cells`` and ``interval_s`` passed since the last pass;
@@ -307,6 +309,7 @@ class BackgroundCompactor:
         self.model_passes.append(pack_models(self.store.fs, self.store.base))
 
     def __enter__(self) -> BackgroundCompactor:
+        clean_model_temporaries(self.store)  # checkpoint temporaries of killed runs, by age
         self._pass(clean_tmp=True, min_cells=self.min_cells)
         self._thread.start()
         return self

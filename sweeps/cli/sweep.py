@@ -26,10 +26,28 @@ from sweeps.cli.common import (
     read_spec,
 )
 from sweeps.cli.output import print_json, print_line
-from sweeps.exit_codes import EXIT_FAILED, EXIT_INVALID
+from sweeps.exit_codes import EXIT_FAILED, EXIT_INVALID, EXIT_STORAGE
 
 # Storage failures of the results root that end a run (the cells finished so far are kept).
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES}
+
+
+def is_storage_error(exc: OSError, results: str) -> bool:
+    """Whether an OSError that ended a run is the results storage failing: a local errno of
+    the list above, or, on a remote root (s3://), an error of the object store's client
+    (pyarrow raises those without an errno; cells' own errors become failed rows, never this)."""
+    return exc.errno in STORAGE_ERRNOS or (exc.errno is None and "://" in results)
+
+
+def root_name(results: str) -> str:
+    """The results root as shown in messages: a URI without its query (which may hold keys)."""
+    return results.split("?", 1)[0]
+
+
+def one_line(exc: BaseException, limit: int = 400) -> str:
+    """An error's message on one line (pyarrow's S3 messages span several), cut at ``limit``."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def validate(spec: SpecArg, max_cells: MaxCellsOpt = None, as_json: JsonOpt = False) -> None:
@@ -161,16 +179,17 @@ def run(
                 progress=prog.update,
                 on_start=prog.start,
             )
-    except OSError as exc:  # the results storage failed (a full disk): finished cells are kept
-        if exc.errno not in STORAGE_ERRNOS:
+    except OSError as exc:  # the results storage failed: finished cells are kept
+        if not is_storage_error(exc, results):
             raise
         err.print(
-            f"[red]error[/red] --results: cannot write to {escape(results)}: {escape(str(exc))}; "
-            "finished cells are kept, fix the storage and run again to resume",
+            f"[red]error[/red] --results: cannot write to {escape(root_name(results))}: "
+            f"{escape(one_line(exc))}; finished cells are kept, fix the storage and run again "
+            "to resume",
             highlight=False,
             soft_wrap=True,
         )
-        raise typer.Exit(EXIT_FAILED) from None
+        raise typer.Exit(EXIT_STORAGE) from None
     except WorkerStartError as exc:  # e.g. the project is not importable on a node
         err.print(f"[red]error[/red] workers: {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_FAILED) from None

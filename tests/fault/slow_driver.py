@@ -1,10 +1,12 @@
 """``python tests/fault/slow_driver.py PAUSE_S <sweeps arguments>``: the ``sweeps`` CLI with a
 slow results disk. Each metrics file is written to its temporary name, then the driver pauses
 ``PAUSE_S`` seconds before renaming it into place, so a test can kill the driver exactly while
-a write is in progress. Nothing else changes."""
+a write is in progress. ``SWEEPS_SLOW_PATH`` (default ``/metrics/``) picks which files are slow:
+``/models/`` pauses checkpoint renames instead. Nothing else changes."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 from sweeps.store import ResultStore
 
 PAUSE_S = float(sys.argv.pop(1))
+SLOW_PATH = os.environ.get("SWEEPS_SLOW_PATH", "/metrics/")
 _write_bytes = ResultStore.write_bytes
 
 
@@ -30,7 +33,7 @@ class _SlowRename:
 
 
 def slow_write_bytes(self: ResultStore, path: str, data: bytes) -> None:
-    if "/metrics/" not in path:
+    if SLOW_PATH not in path:
         _write_bytes(self, path, data)
         return
     real = self.fs

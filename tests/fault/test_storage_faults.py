@@ -91,6 +91,63 @@ def test_driver_killed_while_a_file_is_renamed(tmp_path: Path) -> None:
     )
 
 
+def test_driver_killed_while_a_checkpoint_is_renamed(tmp_path: Path) -> None:
+    """A driver (a real process, running cells inline) pauses between writing a checkpoint's
+    temporary (``models/<h[:2]>/.tmp-*``) and renaming it; it is SIGKILLed in that pause. No half
+    checkpoint is visible; the re-run's start pass deletes the killed run's temporary once it is
+    older than MODEL_TMP_AGE_S (its mtime is set back, as if the kill were an hour ago) but keeps
+    a young one (it may belong to a concurrent run still writing), and never reads either as a
+    checkpoint: the young one is garbage under the victim's own train hash."""
+    from sweeps.compact import MODEL_TMP_AGE_S
+
+    spec_file = tmp_path / "mkill.yaml"
+    spec_file.write_text(fault_spec_text("mkill", seeds="[0]"))
+    spec = fault_spec("mkill", seeds="[0]")
+    results = tmp_path / "results"
+    args = ["run", str(spec_file), "--results", str(results), "--run-id", "m", "--workers", "0"]
+    proc = subprocess.Popen(
+        sweeps_cmd(*args, "--quiet", pause_s=30.0),
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "SWEEPS_SLOW_PATH": "/models/"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 120
+    in_flight: list[Path] = []
+    while time.monotonic() < deadline and proc.poll() is None and not in_flight:
+        in_flight = list((results / "models").glob("*/.tmp-*"))
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    t_kill = time.monotonic()
+    proc.wait()
+    assert len(in_flight) == 1, "the driver was not killed during a checkpoint write"
+    killed = in_flight[0]
+    victim = killed.name.split("-", 2)[2]  # .tmp-<uuid>-<train_hash>.safetensors
+    assert not (killed.parent / victim).exists()  # no half checkpoint under the real name
+    a = audit(results, spec, "m")
+    assert a.partial_visible == 0 and a.duplicate_rows == 0 and len(a.status) < 4
+    hour_ago = time.time() - MODEL_TMP_AGE_S - 60
+    os.utime(killed, (hour_ago, hour_ago))
+    young = killed.parent / f".tmp-{'0' * 32}-{victim}"
+    young.write_bytes(b"not a checkpoint: a concurrent writer is still writing this")
+    res, rerun_s = rerun(spec_file, results, "m")
+    assert res.exit_code == EXIT_OK, res.output
+    assert not killed.exists(), "the start pass kept a stale checkpoint temporary"
+    assert young.exists(), "the start pass deleted a temporary a live writer may own"
+    assert (killed.parent / victim).exists()  # trained again and saved whole
+    young.unlink()
+    b = audit(results, spec, "m")
+    assert_complete(b, spec, ok_cells=4)
+    record(
+        "driver SIGKILL during a checkpoint rename",
+        f"killed with {len(a.status)}/4 cells done and one checkpoint rename pending; "
+        "re-run resumed, deleted the stale temporary, kept a young one",
+        b,
+        time.monotonic() - t_kill,
+        rerun_s=rerun_s,
+    )
+
+
 @contextmanager
 def small_disk(path: Path, kib: int) -> Iterator[Callable[[], None] | None]:
     """A tmpfs of ``kib`` KiB at ``path``; yields a function that grows it (freeing space), or

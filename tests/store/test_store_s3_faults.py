@@ -9,8 +9,12 @@ to the store, exactly a server killed mid-write and restarted with its data inta
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +36,7 @@ from tests.fault.harness import record
 
 pytestmark = pytest.mark.slow
 KEY = ["cell_hash", "member", "attack", "eps"]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class KillableEndpoint:
@@ -190,3 +195,69 @@ def _opts(port: int) -> dict[str, str]:
         "aws_access_key_id": "test", "aws_secret_access_key": "test", "aws_region": "us-east-1",
         "aws_endpoint_url": f"http://127.0.0.1:{port}", "aws_allow_http": "true",
     }  # fmt: skip
+
+
+def test_sweeps_run_stops_cleanly_when_the_s3_endpoint_dies(
+    endpoint: KillableEndpoint, tmp_path: Path
+) -> None:
+    """`sweeps run` on an s3:// root whose endpoint dies mid-upload (and stays down) ends with
+    exit 1 and one line naming the root (without its query) and the cause, not a traceback;
+    after the endpoint comes back, running again resumes: the cells finished before are not run
+    again and every cell's rows are there exactly once."""
+    from typer.testing import CliRunner
+
+    from sweeps.cli import app
+    from sweeps.exit_codes import EXIT_OK, EXIT_STORAGE
+
+    spec_file = tmp_path / "s3run.yaml"
+    spec_file.write_text(SPEC)
+    cells = plan(loads_spec(spec_file.read_text()))
+    assert len(cells) == 4
+    root = uri(endpoint.port, "faults-run")
+    args = ["run", str(spec_file), "--results", root, "--run-id", "s3r", "--workers", "0"]
+    metrics_puts = []
+
+    def second_metrics_put(data: bytes) -> bool:  # one cell is done, the next is mid-upload
+        line = data.split(b"\r\n", 1)[0]
+        if is_put(data) and b"/metrics/" in line and b".parquet" in line:
+            metrics_puts.append(line)
+        return len(metrics_puts) == 2
+
+    endpoint.arm(second_metrics_put)
+    # a process of its own, as a user runs it (its run lock dies with it)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sweeps", *args, "--quiet"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert endpoint.killed.is_set()
+    output = proc.stdout + proc.stderr
+    lines = [ln for ln in output.splitlines() if ln.strip()]
+    assert proc.returncode == EXIT_STORAGE, output
+    assert "Traceback" not in output and len(lines) == 1, output
+    assert lines[0].startswith("error --results: cannot write to s3://faults-run/results: ")
+    assert "endpoint_override" not in lines[0]
+    assert lines[0].endswith("finished cells are kept, fix the storage and run again to resume")
+    endpoint.restart()
+    t0 = time.monotonic()
+    res = CliRunner().invoke(app, args)
+    recovery_s = time.monotonic() - t0
+    assert res.exit_code == EXIT_OK, res.output
+    done_before = re.search(r"(\d+)\s+already\s+done", res.output)
+    assert done_before is not None, res.output
+    skipped = int(done_before.group(1))
+    assert 1 <= skipped < 4, res.output  # the cells finished before the fault were kept
+    df = load(ResultStore(root).root, storage_options=_opts(endpoint.port)).collect()
+    assert df.select(KEY).is_duplicated().sum() == 0
+    assert set(df["cell_hash"]) == {c.cell_hash for c in cells}
+    record(
+        "S3 endpoint dies during `sweeps run`",
+        f"`sweeps run --workers 0` on s3:// through the proxy, killed mid-upload of the second "
+        f"cell's metrics and left down: exit {EXIT_STORAGE} with one line naming the root and "
+        f"the cause; endpoint restarted, the re-run kept {skipped} finished cells and ran the rest",
+        None,
+        recovery_s,
+        cells=len(cells), cells_lost=0, duplicate_rows=0, partial_visible=0, hidden_tmp=0,
+    )  # fmt: skip
