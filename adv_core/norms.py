@@ -170,6 +170,14 @@ class Norm(ABC):
         dist = self.min_linear_dist(a, room, m)
         return self.fill(a, room, torch.where(torch.isfinite(dist), dist, 0.0)), dist
 
+    def ball_box(
+        self, x0: torch.Tensor, eps: torch.Tensor, bounds: tuple[float, float] | None
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The eps-ball around x0 (B, *D) intersected with the box, as elementwise bounds
+        (lo, hi) when that set is itself a box (linf), else None: then projecting onto it is
+        one ``clamp(x, lo, hi)`` against bounds computed once per run."""
+        return None
+
 
 def _eps_like(eps: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
     e = torch.as_tensor(eps, dtype=like.dtype, device=like.device)
@@ -217,6 +225,15 @@ class Linf(Norm):
     ) -> torch.Tensor:
         """The sign step: the box clip that follows makes it the box-constrained maximiser."""
         return _expand(size, grad) * grad.sign()
+
+    def ball_box(
+        self, x0: torch.Tensor, eps: torch.Tensor, bounds: tuple[float, float] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        e = _eps_like(eps, x0)
+        lo, hi = x0 - e, x0 + e
+        if bounds is not None:
+            lo, hi = lo.clamp_min(bounds[0]), hi.clamp_max(bounds[1])
+        return lo, hi
 
     def vertex(self, n: int) -> float:
         return 1.0

@@ -14,7 +14,7 @@ from adv_core.attacks.base import predict_correct
 from adv_core.config.attacks import PgdAttack
 from adv_core.rng import generator
 from benchmarks.core import Measurement, Scale, best, interleaved
-from benchmarks.fixtures import EPS, REL_STEP, Target, targets
+from benchmarks.fixtures import EPS, REL_STEP, Target, small_targets, targets
 
 
 def ours_pgd(t: Target, steps: int, epsilons: list[float]) -> Callable[[], attacks.AttackResult]:
@@ -29,16 +29,16 @@ def ours_pgd(t: Target, steps: int, epsilons: list[float]) -> Callable[[], attac
     return run
 
 
-def torchattacks_pgd(t: Target, steps: int) -> Any:
+def torchattacks_pgd(t: Target, steps: int, eps: float = EPS) -> Any:
     """torchattacks.PGD with our budget, step size, steps and random start."""
     import torchattacks
 
-    return torchattacks.PGD(t.model, eps=EPS, alpha=REL_STEP * EPS, steps=steps, random_start=True)
+    return torchattacks.PGD(t.model, eps=eps, alpha=REL_STEP * eps, steps=steps, random_start=True)
 
 
-def reference_pgd(t: Target, steps: int) -> Callable[[], torch.Tensor]:
+def reference_pgd(t: Target, steps: int, eps: float = EPS) -> Callable[[], torch.Tensor]:
     """The reference side of item 1: torchattacks' PGD on the same batch."""
-    atk = torchattacks_pgd(t, steps)
+    atk = torchattacks_pgd(t, steps, eps)
 
     def run() -> torch.Tensor:
         torch.manual_seed(0)
@@ -60,8 +60,13 @@ def floor_loop(t: Target, x: torch.Tensor, y: torch.Tensor, steps: int) -> Calla
 
 
 def bench_vs_torchattacks(t: Target, scale: Scale) -> Measurement:
-    """Item 1: ours / torchattacks PGD time at equal settings, with both robust accuracies."""
-    sides = {"ours": ours_pgd(t, scale.steps, [EPS]), "torchattacks": reference_pgd(t, scale.steps)}
+    """Item 1: ours / torchattacks PGD time at equal settings, with both robust accuracies
+    (at the target's own budget when it has one: the small-input targets)."""
+    eps = getattr(t, "eps", EPS)
+    sides = {
+        "ours": ours_pgd(t, scale.steps, [eps]),
+        "torchattacks": reference_pgd(t, scale.steps, eps),
+    }
     samples, last = interleaved(sides, scale.repeats)
     ours_acc = float(last["ours"].robust_acc()[0])
     with torch.no_grad():
@@ -80,7 +85,7 @@ def bench_vs_torchattacks(t: Target, scale: Scale) -> Measurement:
             "robust_acc_ours": ours_acc,
             "robust_acc_torchattacks": ref_acc,
             "clean_acc": clean,
-            "eps": EPS,
+            "eps": eps,
             "equal_or_lower_robust_acc": ours_acc <= ref_acc,
             "samples": samples,
         },
@@ -159,6 +164,8 @@ def run(scale: Scale) -> list[Measurement]:
     ts = targets(scale.batch, epochs=2 if full else 1, n_train=2000 if full else 256)
     for t in ts:
         out.append(bench_vs_torchattacks(t, scale))
+    for st in small_targets():  # issue 17 item 7: small inputs, where overhead dominates
+        out.append(bench_vs_torchattacks(st, scale))
     for t in ts:
         out.append(bench_vs_floor(t, scale))
     out.append(bench_cascade(ts[0], scale))  # robust accuracy stays high over the grid

@@ -3,6 +3,8 @@ variants for randomized and non-differentiable models: EOT-PGD and BPDA."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from adv_core.attacks.base import (
@@ -42,6 +44,30 @@ class Fgsm(Attack):
         return x + self.norm.ascent(g, eps, bounds, x)
 
 
+CHECK_EVERY = 5
+"""Small runs look at which iterates fooled the model every CHECK_EVERY steps."""
+LARGE = 1 << 18
+"""Runs whose input batch has at least this many elements look every step."""
+
+
+@dataclass
+class _Working:
+    """The examples a PGD run still steps: their rows in the run's batch and their state."""
+
+    rows: torch.Tensor  # (A,) indices into the run's batch
+    x: torch.Tensor  # (A, *D) current iterate
+    x0: torch.Tensor  # (A, *D)
+    y: torch.Tensor  # (A,)
+    eps: torch.Tensor  # (A,)
+    step: torch.Tensor  # (A,) step size
+    box: tuple[torch.Tensor, torch.Tensor] | None  # ``Attack.feasible_box`` of each row
+
+    def keep(self, k: torch.Tensor) -> _Working:
+        box = None if self.box is None else (self.box[0][k], self.box[1][k])
+        kept = (self.rows[k], self.x[k], self.x0[k], self.y[k], self.eps[k], self.step[k])
+        return _Working(*kept, box)
+
+
 def pgd_run(
     attack: Attack,
     model: Model,
@@ -58,42 +84,90 @@ def pgd_run(
 ) -> torch.Tensor:
     """One PGD run (A, *D) -> (A, *D): the first iterate that fooled the model, else the last.
 
-    Examples leave the batch as soon as an iterate fools the model (the logits come free with
-    each gradient), so later steps cost only what is still robust.
+    The logits of every iterate come free with its gradient; the run looks at them (which
+    iterates fooled the model, one host sync) every step for large batches, so fooled examples
+    leave at once and later steps cost only what is still robust, and every ``CHECK_EVERY``
+    steps for small ones, where per-step bookkeeping would cost more than the rows it saves:
+    there the iterates and logits in between are kept and the first fooling one is found at
+    the look. Either way the result is the first fooling iterate.
     """
     x = x0.clone()
     if random_start:
         x = clip_box(x0 + attack.norm.random_init(x0.shape, eps, generator, x0.device), bounds)
-    out = x.clone()
-    act = torch.arange(len(y), device=x0.device)
-    x0a, ya, ea, step = x0, y, eps, rel_step * eps
-    hist: list[torch.Tensor] = []  # per-step losses, only while a loss trace is recorded
-    for _ in range(steps):
-        g, logits = attack.gradient(model, x, ya, loss, generator)
-        if tracing():
-            hist.append(_scatter_loss(len(y), act, logits, ya, loss))
-        done = attack.adversarial(logits, ya)
-        if bool(done.any()):
-            out[act[done]] = x[done]
-            keep = ~done
-            act, x, x0a, ya, ea, step, g = (t[keep] for t in (act, x, x0a, ya, ea, step, g))
-            if len(act) == 0:
+    n = len(y)
+    box = attack.feasible_box(x0, eps, bounds)
+    w = _Working(torch.arange(n, device=x0.device), x, x0, y, eps, rel_step * eps, box)
+    out = torch.empty_like(x)  # each row is written when it is fooled or at the end
+    every = 1 if x0.numel() >= LARGE else CHECK_EVERY
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []  # (iterate, logits) since the last look
+    hist: list[torch.Tensor] | None = [] if tracing() else None  # per-step losses
+    for t in range(steps):
+        g, logits = attack.gradient(model, w.x, w.y, loss, generator)
+        seen.append((w.x, logits))
+        if (t + 1) % every == 0 or t + 1 == steps:
+            w, g = _look(attack, w, g, seen, out, hist, loss, n)
+            seen = []
+            if len(w.rows) == 0:
                 return out
-        x = attack.project(x0a, x + attack.norm.ascent(g, step, bounds, x), ea, bounds)
-    out[act] = x
-    note_trace(
-        hist, torch.zeros(len(y), dtype=torch.bool, device=x0.device).index_fill(0, act, True)
-    )
+        w.x = _step(attack, w, g, bounds)
+    out[w.rows] = w.x
+    survivors = torch.zeros(n, dtype=torch.bool, device=x0.device)
+    note_trace(hist or [], survivors.index_fill(0, w.rows, True))
     return out
 
 
-def _scatter_loss(
-    n: int, act: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, loss: str | Loss
-) -> torch.Tensor:
-    """(n,) the loss of the still-active examples ``act``, nan for those that left."""
+def _look(
+    attack: Attack,
+    w: _Working,
+    g: torch.Tensor,
+    seen: list[tuple[torch.Tensor, torch.Tensor]],
+    out: torch.Tensor,
+    hist: list[torch.Tensor] | None,
+    loss: str | Loss,
+    n: int,
+) -> tuple[_Working, torch.Tensor]:
+    """Find each row's first fooling iterate among the k ``seen`` since the last look, write
+    it into ``out`` and drop the row; (the rows left, their gradient)."""
+    k, a = len(seen), len(w.rows)
+    logits = seen[0][1] if k == 1 else torch.cat([z for _, z in seen])  # (k * A, C)
+    yk = w.y if k == 1 else w.y.repeat(k)
+    robust = attack.robust(logits, yk).view(k, a)  # (k, A)
+    fooled = ~robust.all(dim=0)  # (A,)
+    first = (~robust).to(torch.uint8).argmax(dim=0)  # (A,) first fooling step (argmax: first)
+    if hist is not None:
+        hist += _window_losses(logits, yk, loss, torch.where(fooled, first, k), w.rows, n)
+    if not bool(fooled.any()):
+        return w, g
+    idx = fooled.nonzero()[:, 0]
+    xs = seen[0][0][idx] if k == 1 else torch.stack([x for x, _ in seen])[first[idx], idx]
+    out[w.rows[idx]] = xs
+    keep = ~fooled
+    return w.keep(keep), g[keep]
+
+
+def _window_losses(
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    loss: str | Loss,
+    first: torch.Tensor,
+    rows: torch.Tensor,
+    n: int,
+) -> list[torch.Tensor]:
+    """k (n,) per-step losses of the rows still in the run at each step (nan after a row's
+    first fooling step ``first`` (A,), k where none, and for rows not in the run)."""
     fn = LOSSES[loss] if isinstance(loss, str) else loss
-    out = torch.full((n,), float("nan"), dtype=logits.dtype, device=logits.device)
-    return out.index_copy(0, act, fn(logits, y).detach())
+    k = len(y) // len(rows)
+    vals = fn(logits, y).detach().view(k, len(rows))
+    later = torch.arange(k, device=rows.device)[:, None] > first[None, :]  # (k, A)
+    full = torch.full((k, n), float("nan"), dtype=vals.dtype, device=vals.device)
+    return list(full.index_copy(1, rows, vals.masked_fill(later, float("nan"))).unbind(0))
+
+
+def _step(attack: Attack, w: _Working, g: torch.Tensor, bounds: Bounds) -> torch.Tensor:
+    """The next iterate: an ascent step projected onto ball and box (one clamp where that set
+    is a box)."""
+    x = w.x + attack.norm.ascent(g, w.step, bounds, w.x)
+    return attack.project(w.x0, x, w.eps, bounds) if w.box is None else x.clamp(*w.box)
 
 
 class Pgd(Attack):
