@@ -1,21 +1,28 @@
-"""A pool that follows the cluster (issue 17), on a real multi-node Ray cluster whose nodes the
-test adds and removes the way an autoscaler would (``ray.cluster_utils.Cluster``).
+"""A pool that follows the cluster (issue 17), on real multi-node Ray clusters.
 
-The head has no CPU, so no worker fits until a node joins. With a fixed size (``max_workers``)
-the pool holds pending actors and asks Ray's autoscaler for the bundles through
-``request_resources`` (read back here from the key the v1 autoscaler reads); the test answers
-the request by adding a node, and a second one mid-sweep. Actors waiting for their node are
-never killed as stuck (``revive_timeout_s`` is far below the wait). When the work runs out the
-pool retires its workers and drops its request, so the nodes go idle and can be removed.
-Without a fixed size the pool follows the cluster: a node added mid-sweep gets a worker.
+1. Ray's own autoscaler, with its fake multi-node provider (the one behind
+   ``ray.cluster_utils.AutoscalingCluster``): the pool's pending actors and ``request_resources``
+   make the autoscaler launch worker nodes (raylets started by the head's monitor process), a
+   node added mid-sweep (the node type's limit raised while a cell runs) gets a worker, and once
+   the work is done the idle nodes are removed by the autoscaler itself. ``AutoscalingCluster``
+   itself is not used: its ``start`` runs ``ray stop --force`` (which stops every Ray cluster of
+   the user on the machine, this test session's included) and reads an ``example.yaml`` the wheel
+   lacks. The same head is started here as a ``ray.cluster_utils.Cluster`` head with
+   ``autoscaling_config`` (its monitor runs the autoscaler) and the fake provider's config
+   written here, so shutting it down stops only its own processes.
+2. Nodes the test adds and removes the way an autoscaler would (``ray.cluster_utils.Cluster``):
+   with a fixed size (``max_workers``) the pool holds pending actors and asks for the bundles
+   through ``request_resources`` (read back here from the key the v1 autoscaler reads); without
+   one it follows the cluster: a node added mid-sweep gets a worker.
 
-(Ray's fake multi-node provider, behind ``ray.cluster_utils.AutoscalingCluster``, was tried
-first: its ``start`` runs ``ray stop --force``, which stops every Ray cluster of this user on a
-shared machine, and on a loaded 2-core machine its raylets time out waiting for their agents.)
+In each, actors waiting for their node are never killed as stuck (``revive_timeout_s`` is far
+below the wait), and when the work runs out the pool retires its workers and drops its request,
+so the nodes go idle and can be removed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -28,8 +35,8 @@ import pytest
 from adv_core.config import Cell
 from cluster.pool import RayBackend
 from cluster.scheduler import CellState, Summary, run_cells
-from tests.cluster.helpers import wait_for
-from tests.fault.inject import HOOK_ENV, hook, open_gate
+from tests.cluster.helpers import free_ports, wait_for
+from tests.fault.inject import HOOK_ENV, hook, open_gate, started
 
 pytestmark = pytest.mark.slow
 MB = 1024 * 1024
@@ -152,4 +159,113 @@ def test_pool_without_a_size_follows_nodes_that_join(
         backend.shutdown()
     summary = box["summary"]
     _check(summary, run_sink, tiny_cells)
+    assert len({w[0] for w in summary.workers.values()}) == 2, summary.workers
+
+
+def fake_autoscaler_config(gcs_port: int, max_nodes: int) -> dict[str, Any]:
+    """An autoscaling config for Ray's fake multi-node provider (the fields of its
+    ``example.yaml``): a head without CPUs, 1-CPU worker nodes (at most ``max_nodes``) that
+    join the head's GCS on 127.0.0.1, removed after 3 s idle."""
+    worker = {"CPU": 1, "object_store_memory": 80 * MB}
+    return {
+        "cluster_name": "fake_multinode", "max_workers": max_nodes,
+        "provider": {
+            "type": "fake_multinode", "use_node_id_as_ip": True, "disable_node_updaters": True,
+            "disable_launch_config_check": True, "gcs_address": f"127.0.0.1:{gcs_port}",
+        },
+        "available_node_types": {
+            "ray.head.default": {"resources": {"CPU": 0}, "node_config": {}, "max_workers": 0},
+            "ray.worker.cpu": {
+                "resources": worker, "node_config": {}, "min_workers": 0, "max_workers": max_nodes,
+            },
+        },
+        "head_node_type": "ray.head.default", "upscaling_speed": 1.0, "idle_timeout_minutes": 0.05,
+        "auth": {}, "docker": {}, "file_mounts": {}, "cluster_synced_files": [],
+        "file_mounts_sync_continuously": False, "rsync_exclude": [], "rsync_filter": [],
+        "initialization_commands": [], "setup_commands": [], "head_setup_commands": [],
+        "worker_setup_commands": [], "head_start_ray_commands": [], "worker_start_ray_commands": [],
+    }  # fmt: skip
+
+
+@pytest.fixture
+def fake_autoscaler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Path]]:
+    """A head without CPUs whose monitor runs Ray's autoscaler with the fake multi-node provider
+    (at most one worker node to start with); yields (cluster, the config file it re-reads)."""
+    import psutil
+    import ray
+    from ray._private import ray_constants
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():  # the session cluster; conftest restarts it when asked for
+        ray.shutdown()
+    monkeypatch.setenv("RAY_FAKE_CLUSTER", "1")  # the provider refuses to run without it
+    monkeypatch.setenv("AUTOSCALER_UPDATE_INTERVAL_S", "1")
+    port = free_ports(1)[0]
+    config = tmp_path / "autoscaling.yaml"
+    config.write_text(json.dumps(fake_autoscaler_config(port, max_nodes=1)))
+    head = {
+        "num_cpus": 0, "gcs_server_port": port, "autoscaling_config": str(config),
+        "include_dashboard": False, "object_store_memory": 80 * MB,
+    }  # fmt: skip
+    cluster = Cluster(initialize_head=True, head_node_args=head)
+    monitor = cluster.head_node.all_processes[ray_constants.PROCESS_TYPE_MONITOR][0].process
+    ray.init(address=cluster.address)
+    try:
+        yield cluster, config
+    finally:
+        ray.shutdown()
+        nodes: list[psutil.Process] = []  # the provider's raylets are the monitor's children
+        with contextlib.suppress(psutil.NoSuchProcess):
+            nodes = psutil.Process(monitor.pid).children(recursive=True)
+        cluster.shutdown()
+        for p in nodes:  # only when a failed test left nodes behind
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+
+
+def worker_nodes() -> int:
+    """Alive nodes with CPUs (the head has none)."""
+    import ray
+
+    return sum(1 for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) > 0)
+
+
+def test_fake_autoscaler_adds_nodes_for_the_pool_and_removes_them_when_idle(
+    fake_autoscaler: tuple[Any, Path],
+    run_sink: Any,
+    tiny_cells: list[Cell],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Ray's autoscaler (fake multi-node provider) launches a node for the pool's pending
+    actors; the limit is raised while a cell runs on it and a second node joins and gets a
+    worker; at the end the pool lets go and the autoscaler removes both idle nodes. Every cell
+    ran exactly once; no actor waiting for its node was killed as stuck."""
+    _, config = fake_autoscaler
+    gate = tmp_path / "gate"  # cells wait at it: the second node joins while they run
+    monkeypatch.setenv(HOOK_ENV, hook(f"gate:0:{gate}"))
+    backend = RayBackend(run_sink, 1, cpus_per_worker=1, revive_timeout_s=0.5, max_workers=2)
+    th, box = _sweep(tiny_cells, run_sink, backend)
+    try:
+        wait_for("the request", lambda: requested() == [{"CPU": 1.0}] * 2, 60, 0.1)
+        wait_for("a worker on a launched node", lambda: len(backend.live) == 1, 240, 0.2)
+        assert worker_nodes() == 1 and backend.replaced == 0  # waited for its node, not killed
+        wait_for("a cell running on it", lambda: started(gate) >= 1, 120, 0.1)
+        port = int(json.loads(config.read_text())["provider"]["gcs_address"].rsplit(":", 1)[1])
+        config.write_text(json.dumps(fake_autoscaler_config(port, max_nodes=2)))  # re-read
+        wait_for("a worker on the node added mid-sweep", lambda: len(backend.live) == 2, 240, 0.2)
+        assert worker_nodes() == 2
+        open_gate(gate)
+        th.join(timeout=300)
+        assert not th.is_alive()
+        assert backend.handles == {}  # the work is done: the pool let its workers go ...
+        wait_for("the request to be dropped", lambda: requested() == [], 30, 0.1)
+        wait_for("the idle nodes to be removed", lambda: worker_nodes() == 0, 120, 0.5)
+    finally:
+        open_gate(gate)
+        th.join(timeout=300)
+        backend.shutdown()
+    summary = box["summary"]
+    _check(summary, run_sink, tiny_cells)
+    assert backend.lost == 0 and backend.replaced == 0 and backend.retired == 2
     assert len({w[0] for w in summary.workers.values()}) == 2, summary.workers
