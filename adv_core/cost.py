@@ -4,6 +4,7 @@ schedule the largest cells first and to print a plan's expected cost."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from adv_core.config import Cell, DatasetConfig
 from adv_core.config.models import safetensors_params
@@ -68,3 +69,22 @@ def estimate_cost(cell: Cell) -> float:
         * (cell.ensemble_size + (1 if cell.ensemble_size > 1 else 0))
     )
     return float(model_params(cell)) * (train + evaluate) / 1e9 + 1e-3 * math.log1p(cell.n_train)
+
+
+def estimate_costs(cells: Sequence[Cell]) -> list[float]:
+    """``estimate_cost`` of each cell, computed once per distinct configuration: a plan's cells
+    differ mostly by seed, which the cost does not depend on (a 100k-cell plan has a few
+    distinct costs). The key is the identity of the cell's config objects, which the cells of
+    one plan share."""
+    memo: dict[tuple[int, ...], float] = {}
+    out = []
+    for c in cells:
+        key = (
+            id(c.dataset), c.n_train, id(c.model), id(c.training), c.ensemble_size, c.n_eval,
+            *map(id, c.attacks),
+        )  # fmt: skip
+        cost = memo.get(key)
+        if cost is None:
+            cost = memo[key] = estimate_cost(c)
+        out.append(cost)
+    return out

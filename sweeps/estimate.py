@@ -11,19 +11,23 @@ writes nothing (``sweeps plan --calibrate``). The interval resamples the calibra
 
 from __future__ import annotations
 
+import json
 import time
-import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from adv_core.config import Cell
-from adv_core.cost import estimate_cost
+from adv_core.cost import estimate_cost, estimate_costs
 from sweeps.store import METRICS, ResultStore
 
 MAX_CALIBRATION_CELLS = 2000
 N_BOOT = 400
+TIMED_COLUMNS = ["cell_hash", "status", "wall_s", "device", "config"]
 
 
 @dataclass(frozen=True)
@@ -44,14 +48,27 @@ def fit_line(
 ) -> tuple[float, float]:
     """(a, b) of wall = a + b * cost, least squares with a, b >= 0."""
     c, w = (cost, wall) if idx is None else (cost[idx], wall[idx])
-    if len(c) >= 2 and np.ptp(c) > 0:
-        b, a = np.polyfit(c, w, 1)
-        if a >= 0 and b >= 0:
-            return float(a), float(b)
-        if b < 0:
-            return float(np.mean(w)), 0.0
-    denom = float(np.sum(c * c))
-    return 0.0, (float(np.sum(c * w)) / denom if denom > 0 else 0.0)
+    a, b = fit_lines(np.asarray(c, dtype=float)[None, :], np.asarray(w, dtype=float)[None, :])
+    return float(a[0]), float(b[0])
+
+
+def fit_lines(cost: np.ndarray, wall: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``fit_line`` of each row of ``cost`` / ``wall`` (samples x cells) at once: ordinary least
+    squares where it gives a, b >= 0; the mean wall (b = 0) where the slope is negative; else
+    (and where all costs are equal) the line through the origin."""
+    n = cost.shape[1]
+    sc, sw = cost.sum(1), wall.sum(1)
+    scc, scw = (cost * cost).sum(1), (cost * wall).sum(1)
+    spread = (np.ptp(cost, axis=1) > 0) if n >= 2 else np.zeros(len(cost), dtype=bool)
+    den = np.where(spread, n * scc - sc * sc, 1.0)
+    b_ols = np.where(spread, (n * scw - sc * sw) / den, 0.0)
+    a_ols = np.where(spread, (sw - b_ols * sc) / max(n, 1), 0.0)
+    origin = np.where(scc > 0, scw / np.where(scc > 0, scc, 1.0), 0.0)
+    ols = spread & (a_ols >= 0) & (b_ols >= 0)
+    flat = spread & (b_ols < 0)
+    a = np.where(ols, a_ols, np.where(flat, sw / max(n, 1), 0.0))
+    b = np.where(ols, b_ols, np.where(flat, 0.0, origin))
+    return a, b
 
 
 @dataclass(frozen=True)
@@ -95,15 +112,13 @@ def estimate(
     gpus_per_worker: float = 0.0,
 ) -> TimeEstimate:
     """Seconds for ``cells`` from ``cal``, with a bootstrap 90% interval."""
-    costs = np.array([estimate_cost(c) for c in cells], dtype=float)
+    costs = np.array(estimate_costs(cells), dtype=float)
     rng = np.random.default_rng(0)
-    n = len(cal.cost)
-    totals, longest = [], []
-    for _ in range(N_BOOT):
-        a, b = cal.fit(rng.integers(0, n, n))
-        per_cell = a + b * costs
-        totals.append(float(per_cell.sum()))
-        longest.append(float(per_cell.max(initial=0.0)))
+    c, wall = np.asarray(cal.cost, dtype=float), np.asarray(cal.wall_s, dtype=float)
+    idx = rng.integers(0, len(c), (N_BOOT, len(c)))  # bootstrap resamples, refitted at once
+    a_s, b_s = fit_lines(c[idx], wall[idx])
+    totals = a_s * len(costs) + b_s * costs.sum()  # a, b >= 0: sums and maxima in closed form
+    longest = a_s + b_s * costs.max(initial=0.0) if len(costs) else np.zeros(N_BOOT)
     a, b = cal.fit()
     point = a + b * costs
     w = max(1, workers)
@@ -133,26 +148,20 @@ def from_results(store: ResultStore, sweep: str) -> Calibration | None:
 def _timed_cells(store: ResultStore, sweeps: list[str], own: str) -> Calibration | None:
     seen: dict[str, tuple[float, float, str]] = {}
     runs = set()
+    costs: dict[str, float] = {}  # a cell's config without its seed and label -> its cost
     for s in sweeps:
         for run_id in sorted(store.runs(s), reverse=True):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # unreadable files are listed by status
-                t = store.read_table(
-                    METRICS,
-                    s,
-                    run_id,
-                    columns=["cell_hash", "status", "wall_s", "device", "config"],
-                )
-            for r in t.to_pylist():
+            for r in _timed_rows(store, s, run_id):
                 h = r["cell_hash"]
                 if h in seen or r["status"] != "ok" or not r["wall_s"] or not r["config"]:
                     continue
-                try:
-                    c = estimate_cost(Cell.from_json(r["config"]))
-                except ValueError:  # a cell of an older config version
+                c = _cost(r["config"], costs)
+                if c is None:
                     continue
                 seen[h] = (c, float(r["wall_s"]), str(r["device"] or "cpu"))
                 runs.add((s, run_id))
+                if len(seen) >= MAX_CALIBRATION_CELLS:
+                    break
             if len(seen) >= MAX_CALIBRATION_CELLS:
                 break
     if not seen:
@@ -165,6 +174,33 @@ def _timed_cells(store: ResultStore, sweeps: list[str], own: str) -> Calibration
     return Calibration(
         cost, wall, device, f"{len(cost)} cells of {len(runs)} earlier run(s) of {which} ({device})"
     )
+
+
+def _timed_rows(store: ResultStore, sweep: str, run_id: str) -> Iterator[dict[str, Any]]:
+    """A run's metrics rows, file by file and batch by batch, so a calibration that has its
+    cells stops reading (a 100k-cell run's rows are not all read to time 2000 cells)."""
+    files, _ = store.partition_files(METRICS, sweep, run_id)
+    for f in files:
+        try:
+            with store.fs.open_input_file(f) as handle:
+                for batch in pq.ParquetFile(handle).iter_batches(2048, columns=TIMED_COLUMNS):
+                    yield from batch.to_pylist()
+        except (pa.ArrowInvalid, OSError):  # unreadable: `sweeps status` lists it
+            continue
+
+
+def _cost(config: str, memo: dict[str, float]) -> float | None:
+    """The cost of a row's cell, parsed once per configuration (seeds and labels aside)."""
+    doc = json.loads(config)
+    doc.pop("seed", None)
+    doc.pop("sweep", None)
+    key = json.dumps(doc, sort_keys=True)
+    if key not in memo:
+        try:
+            memo[key] = estimate_cost(Cell.from_json(config))
+        except ValueError:  # a cell of an older config version
+            memo[key] = -1.0
+    return memo[key] if memo[key] >= 0 else None
 
 
 def probe(cells: Sequence[Cell], k: int = 3, device: str = "cpu") -> Calibration:

@@ -6,7 +6,7 @@ import itertools
 from dataclasses import dataclass
 
 from adv_core.config import Cell
-from adv_core.cost import estimate_cost
+from adv_core.cost import estimate_costs
 from adv_core.results import rows_per_target
 from sweeps.spec import SweepSpec
 
@@ -54,5 +54,5 @@ def summarize(spec: SweepSpec, cells: list[Cell], done: set[str]) -> PlanSummary
     return PlanSummary(
         cells=len(cells), done=len(cells) - len(pending), pending=len(pending),
         unique_trainings=len({c.train_hash for c in cells}),
-        estimated_cost=sum(estimate_cost(c) for c in pending), rows_per_cell=rows,
+        estimated_cost=sum(estimate_costs(pending)), rows_per_cell=rows,
     )  # fmt: skip

@@ -59,6 +59,12 @@ class Frozen(BaseModel):
         and seeds canonicalise the same configs many times per cell (issue 17, item 4)."""
         return _canonical_model(self)
 
+    @cached_property
+    def canonical_text(self) -> str:
+        """``canonical_json`` of this config, computed once (a cell's hash text is built from
+        its configs' texts, so hashing a large plan costs string joins, not re-encoding)."""
+        return _dumps(self.canonical_form)
+
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy without the cached values (``canonical_form``, a cell's hashes): they belong to
         the fields of the original."""
@@ -105,10 +111,34 @@ def _canonical_model(value: BaseModel) -> dict[str, Any]:
     }
 
 
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 def canonical_json(value: Any) -> str:
     """Canonical JSON: sorted keys, no spaces, floats rounded to FLOAT_DIGITS digits; configs
-    (pydantic models, at any depth) without their execution settings."""
-    return json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"))
+    (pydantic models, at any depth) without their execution settings. The text is that of
+    ``json.dumps(_canonical(value), sort_keys=True)``, composed from the configs' cached texts."""
+    if isinstance(value, Frozen):
+        return value.canonical_text
+    if isinstance(value, dict):
+        items = sorted((str(k), v) for k, v in value.items())
+        return "{" + ",".join(_string(k) + ":" + canonical_json(v) for k, v in items) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(canonical_json(v) for v in value) + "]"
+    if value is True or value is False or value is None:
+        return "true" if value else "false" if value is False else "null"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, str):
+        return _string(value)
+    return _dumps(_canonical(value))
+
+
+@cache
+def _string(text: str) -> str:
+    """A JSON string (keys and labels repeat across a plan's cells: encoded once each)."""
+    return json.dumps(text)
 
 
 def content_hash(value: Any, length: int = 16) -> str:

@@ -77,3 +77,29 @@ def test_calibrate_probes_and_writes_nothing(tiny_spec: Path, tmp_path: Path) ->
     assert res.exit_code == 0, res.output
     assert "estimated wall time" in res.output and "a probe of 3 cells (cpu)" in res.output
     assert not results.exists()
+
+
+def test_bootstrap_fits_at_once_equal_the_fits_one_by_one() -> None:
+    """``fit_lines`` (all resamples at once, closed form) against np.polyfit per resample with
+    the same three cases: a line with a, b >= 0, a negative slope (the mean), a negative
+    intercept (through the origin)."""
+    from sweeps.estimate import fit_lines
+
+    def one(c: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+        if len(c) >= 2 and np.ptp(c) > 0:
+            b, a = np.polyfit(c, w, 1)
+            if a >= 0 and b >= 0:
+                return float(a), float(b)
+            if b < 0:
+                return float(np.mean(w)), 0.0
+        return 0.0, float(np.sum(c * w) / np.sum(c * c))
+
+    rng = np.random.default_rng(3)
+    cost = rng.uniform(0.1, 2.0, (300, 12))
+    slope = rng.choice([-1.0, 0.5, 3.0], (300, 1))
+    intercept = rng.choice([-2.0, 0.0, 1.0], (300, 1))
+    wall = intercept + slope * cost + rng.normal(0, 0.05, cost.shape)
+    a, b = fit_lines(cost, wall)
+    ref = np.array([one(c, w) for c, w in zip(cost, wall, strict=True)])
+    assert {tuple(np.sign(r).astype(int)) for r in ref} >= {(1, 1), (1, 0), (0, 1)}
+    assert np.allclose(a, ref[:, 0], atol=1e-9) and np.allclose(b, ref[:, 1], atol=1e-9)

@@ -128,3 +128,20 @@ def test_a_transfer_source_is_identified_by_its_weights(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as exc:
         loads_spec(TRANSFER.replace("SOURCE", str(tmp_path / "missing")))
     assert [p for p, _ in exc.value.errors] == ["attacks[0].source_path"]
+
+
+def test_the_joined_hash_texts_equal_the_generic_canonical_json() -> None:
+    """A cell's hashes are joined from its configs' cached texts; they must equal the generic
+    encoding (content_hash of train_part / hash_part) for every cell of every bundled spec."""
+    from adv_core.config._base import content_hash
+    from sweeps.plan import plan
+    from sweeps.spec import load_spec
+
+    specs = sorted((Path(__file__).resolve().parents[2] / "sweeps" / "specs").glob("*.yaml"))
+    checked = 0
+    for f in specs:
+        for cell in plan(load_spec(str(f), 10**6))[:500]:
+            assert cell.train_hash == content_hash(cell.train_part()), f
+            assert cell.cell_hash == content_hash(cell.hash_part()), f
+            checked += 1
+    assert checked > 1000
