@@ -16,11 +16,12 @@ _CHUNK = 1 << 20
 
 
 def weights_digest(folder: str | Path) -> str:
-    """sha256 (hex) of the one ``*.safetensors`` file in a saved-ensemble folder."""
+    """sha256 (hex) of the one ``*.safetensors`` file in a saved-ensemble folder (dot-named
+    files, such as the ``.tmp-*`` temporaries of a killed write, are never read)."""
     p = Path(folder)
     if not p.is_dir():
         raise ValueError(f"{folder} is not a folder holding a saved ensemble")
-    files = sorted(p.glob("*.safetensors"))
+    files = sorted(f for f in p.glob("*.safetensors") if not f.name.startswith("."))
     if len(files) != 1:
         raise ValueError(f"{folder} holds {len(files)} .safetensors files, expected one")
     digest = hashlib.sha256()
