@@ -12,8 +12,14 @@ from sweeps.spec import SweepSpec
 
 
 def plan(spec: SweepSpec) -> list[Cell]:
-    """Every cell of the grid datasets x n_train x models x training x seeds."""
-    cells = []
+    """Every cell of the grid datasets x n_train x models x training x seeds.
+
+    The first cell is validated in full; the others are built without re-validation
+    (``model_construct``): every value comes from the validated spec (the same field
+    constraints as Cell's) and differs from the first cell's only in which validated value of
+    each list it takes. A 100k-cell plan is built in a fraction of the time."""
+    attacks = tuple(spec.attacks)
+    cells: list[Cell] = []
     for dataset, n_train, model, training, seed in itertools.product(
         spec.expanded_datasets(),
         spec.n_train,
@@ -21,19 +27,11 @@ def plan(spec: SweepSpec) -> list[Cell]:
         spec.expanded_training(),
         spec.seeds,
     ):
-        cells.append(
-            Cell(
-                sweep=spec.name,
-                dataset=dataset,
-                n_train=n_train,
-                n_eval=spec.n_eval,
-                model=model,
-                training=training,
-                ensemble_size=spec.ensemble_size,
-                seed=seed,
-                attacks=tuple(spec.attacks),
-            )  # fmt: skip
-        )
+        fields = dict(
+            sweep=spec.name, dataset=dataset, n_train=n_train, n_eval=spec.n_eval, model=model,
+            training=training, ensemble_size=spec.ensemble_size, seed=seed, attacks=attacks,
+        )  # fmt: skip
+        cells.append(Cell.model_construct(**fields) if cells else Cell(**fields))
     return cells
 
 

@@ -148,3 +148,19 @@ def test_the_joined_hash_texts_equal_the_generic_canonical_json() -> None:
             assert cell.cell_hash == content_hash(cell.hash_part()), f
             checked += 1
     assert checked > 1000
+
+
+def test_planned_cells_equal_fully_validated_cells() -> None:
+    """plan() validates its first cell and constructs the rest from the validated spec: each
+    must equal (fields, dump, hashes) the cell Cell(...) validates from the same values."""
+    from adv_core.config import Cell
+    from sweeps.plan import plan
+    from sweeps.spec import load_spec
+
+    specs = sorted((Path(__file__).resolve().parents[2] / "sweeps" / "specs").glob("*.yaml"))
+    for f in specs:
+        for cell in plan(load_spec(str(f), 10**6))[:300]:
+            full = Cell.model_validate(cell.model_dump())
+            assert full == cell and full.model_dump() == cell.model_dump(), f
+            assert (full.cell_hash, full.train_hash) == (cell.cell_hash, cell.train_hash), f
+            assert Cell.from_json(cell.to_json()) == cell
