@@ -116,7 +116,9 @@ class CwAttack(_AttackBase):
     """Carlini-Wagner l2 as a minimum-norm attack: tanh change of variables (with a box), Adam,
     a binary search over the constant c. Reports each example's smallest successful distance.
     Defaults at the reference's strength (9 search steps from c = 1e-3, lr 0.01, early abort);
-    ``steps`` is where more steps stop helping."""
+    ``steps`` is where more steps stop helping. ``targets``: also the paper's targeted attack
+    against the k most likely wrong classes, keeping the closest point (each one more binary
+    search); ``restarts``: the paper's extra starts drawn in the ball of the best distance."""
 
     name: Literal["cw"] = "cw"
     norm: Literal["l2"] = "l2"
@@ -127,6 +129,8 @@ class CwAttack(_AttackBase):
     kappa: NonNegativeFloat = 0.0
     refine_steps: NonNegativeInt = 12
     abort_early: bool = True
+    targets: NonNegativeInt = 2
+    restarts: NonNegativeInt = 0
 
 
 class SquareAttack(_AttackBase):

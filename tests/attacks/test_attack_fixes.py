@@ -111,12 +111,14 @@ def test_square_l2_follows_the_paper(digits_mlp: tuple) -> None:
     assert square <= _pgd_l2(model, x, y) + 0.2, square
 
 
-def test_cw_reference_defaults(digits_mlp: tuple) -> None:
-    """Carlini's l2_attack.py defaults: 9 binary-search steps from c = 1e-3, lr 0.01, early
-    abort; 300, 1000 and 3000 steps give the same 0.347 on 300 points (PGD-l2: 0.300; the old
-    defaults: 0.357)."""
-    cfg = ac.CwAttack(eps=(0.5,))
+def test_cw_reference_defaults_and_the_papers_targeted_runs(digits_mlp: tuple) -> None:
+    """Carlini's l2_attack.py defaults (9 binary-search steps from c = 1e-3, lr 0.01, early
+    abort) plus the paper's targeted attack against the two most likely wrong classes. The
+    untargeted objective alone settles on a farther boundary for some points: 0.347 on 300
+    points at 300, 1000 and 3000 steps where PGD-l2 gives 0.307; with the targeted runs 0.30x.
+    The issue's goal: within 2 points of PGD-l2."""
+    cfg = ac.CwAttack(eps=(0.5,), steps=300)
     assert (cfg.search_steps, cfg.lr, cfg.c_init, cfg.abort_early) == (9, 0.01, 1e-3, True)
     model, x, y = digits_mlp
     cw = _robust(cfg, model, x, y)
-    assert cw <= _pgd_l2(model, x, y) + 0.05, cw
+    assert cw <= _pgd_l2(model, x, y) + 0.02, cw
