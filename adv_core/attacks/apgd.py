@@ -140,10 +140,12 @@ class Apgd(Attack):
                 if tracing():
                     hist.append(cur.detach().clone())
                 newly = self.adversarial(logits, y) & ~found
-                x_adv[newly], found = x[newly], found | newly
-                up = cur > loss_best
+                x_adv, found = torch.where(bcast(newly, x), x, x_adv), found | newly
+                up = cur > loss_best  # (A,); masks by torch.where: no host synchronisation
                 n_up += up.to(cur.dtype)
-                x_best[up], g_best[up], loss_best = x[up], g[up], torch.maximum(cur, loss_best)
+                x_best = torch.where(bcast(up, x), x, x_best)
+                g_best = torch.where(bcast(up, g), g, g_best)
+                loss_best = torch.maximum(cur, loss_best)
                 it += 1
             cut = (n_up < self.cfg.rho * phase) | (~reduced & (last_best >= loss_best))
             reduced, last_best = cut, loss_best.clone()

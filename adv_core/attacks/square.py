@@ -182,6 +182,8 @@ class Square(Attack):
         gen: torch.Generator | None,
     ) -> torch.Tensor:
         """A proposal per example, redrawn where it would leave the input unchanged."""
+        if self.norm.name == "linf":
+            return self._propose_linf(x0, x, eps, p, bounds, gen)
         cand = self._propose(x0, x, eps, p, bounds, gen)
         for _ in range(_RESAMPLE):
             same = (cand == x).flatten(1).all(dim=1).nonzero()[:, 0]
@@ -224,8 +226,6 @@ class Square(Attack):
     ) -> torch.Tensor:
         if self.norm.name == "l2":
             return self._propose_l2(x0, x, eps, p, bounds, gen)
-        if self.norm.name == "linf":
-            return self._propose_linf(x0, x, eps, p, bounds, gen)
         img = as_image(x0)
         n, c, h, w = img.shape
         sh, sw = window_size(p, h, w, minimum=1)
@@ -244,21 +244,40 @@ class Square(Attack):
         gen: torch.Generator | None,
     ) -> torch.Tensor:
         """The window set to x0 +- eps (one sign per channel), clipped to the box; the rest of
-        x kept as is (already in the ball and the box, so no projection). The same draws as
-        ``_window`` and ``_sign``, in the same order, with a third of the tensor operations
-        (this runs several times per query: the resampling of unchanged proposals)."""
-        img0 = as_image(x0)
+        x kept as is (already in the ball and the box, so no projection). The redraws of
+        proposals that change nothing are vectorised: 1 + ``_RESAMPLE`` (window, signs) are
+        drawn at once and the first that changes x is used (the last if none does: the same
+        distribution as redrawing one at a time). Whether one changes x is read off integral
+        images of the entries that x0 +- eps would change, so only the chosen proposal is built
+        and nothing waits on the host."""
+        img0, img = as_image(x0), as_image(x)
         n, c, h, w = img0.shape
+        dev, k = x0.device, 1 + _RESAMPLE
         sh, sw = window_size(p, h, w, minimum=1)
-        r0 = (self._draw((n,), gen) * (h - sh + 1)).long().to(x0.device)[:, None]  # (n, 1)
-        c0 = (self._draw((n,), gen) * (w - sw + 1)).long().to(x0.device)[:, None]
-        ar_h, ar_w = torch.arange(h, device=x0.device), torch.arange(w, device=x0.device)
+        r0 = (self._draw((k, n), gen) * (h - sh + 1)).long().to(dev)[..., None]  # (k, n, 1)
+        c0 = (self._draw((k, n), gen) * (w - sw + 1)).long().to(dev)[..., None]
+        sign = self._sign((k, n, c), gen, x0)  # (k, n, c)
+        e = bcast(eps, img0)
+        moves = torch.stack([clip_box(img0 - e, bounds), clip_box(img0 + e, bounds)]) != img
+        integral = torch.nn.functional.pad(moves.to(x0.dtype).cumsum(-1).cumsum(-2), (1, 0, 1, 0))
+        which = (sign > 0).long()  # (k, n, c): 0 for -eps, 1 for +eps
+        rows = torch.arange(n, device=dev)[:, None]
+        chans = torch.arange(c, device=dev)
+
+        def at(r: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+            return integral[which, rows, chans, r, col]  # (k, n, c)
+
+        count = at(r0 + sh, c0 + sw) - at(r0, c0 + sw) - at(r0 + sh, c0) + at(r0, c0)
+        changes = (count > 0).any(dim=-1)  # (k, n)
+        first = torch.where(changes.any(0), changes.to(x0.dtype).argmax(0), k - 1)  # (n,)
+        n_idx = torch.arange(n, device=dev)
+        r0, c0, sign = r0[first, n_idx], c0[first, n_idx], sign[first, n_idx]  # (n, 1), (n, c)
+        ar_h, ar_w = torch.arange(h, device=dev), torch.arange(w, device=dev)
         in_r = (ar_h >= r0) & (ar_h < r0 + sh)  # (n, h)
         in_c = (ar_w >= c0) & (ar_w < c0 + sw)  # (n, w)
         inside = in_r[:, None, :, None] & in_c[:, None, None, :]  # (n, 1, h, w)
-        value = self._sign((n, c, 1, 1), gen, x0) * bcast(eps, img0)
-        window = clip_box(img0 + value, bounds)
-        return torch.where(inside, window, as_image(x)).reshape(x0.shape)
+        window = clip_box(img0 + sign[..., None, None] * e, bounds)
+        return torch.where(inside, window, img).reshape(x0.shape)
 
     def _propose_l2(
         self,
