@@ -8,6 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sweeps import layout
@@ -16,10 +17,26 @@ from sweeps.layout import PARTITION_KEYS
 from sweeps.schema import EXAMPLES_SCHEMA, METRICS_SCHEMA
 
 
-def _polars_schema(arrow_schema: Any) -> dict[str, Any]:
-    empty = pl.from_arrow(arrow_schema.empty_table())
-    assert isinstance(empty, pl.DataFrame)  # a table, never a single column
-    return dict(empty.schema)
+def _polars_type(t: pa.DataType) -> Any:
+    """The polars dtype of an arrow type of the results schema. Mapped by hand: building an
+    arrow table (even an empty one) makes pyarrow import pandas, ~1.2 s of a first
+    ``load()``; a type the schema gains later fails here loudly."""
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return pl.List(_polars_type(t.value_type))
+    if pa.types.is_timestamp(t):
+        return pl.Datetime(t.unit, t.tz)
+    simple = {
+        pa.string(): pl.String, pa.large_string(): pl.String, pa.bool_(): pl.Boolean,
+        pa.int32(): pl.Int32, pa.int64(): pl.Int64, pa.float64(): pl.Float64,
+        pa.float32(): pl.Float32,
+    }  # fmt: skip
+    if t not in simple:
+        raise TypeError(f"results schema type {t} has no polars mapping in analysis.load")
+    return simple[t]
+
+
+def _polars_schema(arrow_schema: pa.Schema) -> dict[str, Any]:
+    return {f.name: _polars_type(f.type) for f in arrow_schema}
 
 
 def table_files(

@@ -195,3 +195,17 @@ def test_one_config_prefers_the_standard_method() -> None:
     )
     assert claims.one_config(rows).rows() == [("mlp", "standard")]
     assert claims.one_config(rows, "cnn", "pgd_at").rows() == [("cnn", "pgd_at")]
+
+
+def test_polars_schema_mapped_by_hand_equals_polars_own_conversion() -> None:
+    """analysis.load maps the results schema's arrow types to polars by hand (no arrow table,
+    so no pandas import); it must equal what polars itself converts the empty tables to."""
+    import polars as pl
+
+    from analysis.load import _polars_schema
+    from sweeps.schema import EXAMPLES_SCHEMA, METRICS_SCHEMA
+
+    for schema in (METRICS_SCHEMA, EXAMPLES_SCHEMA):
+        own = pl.from_arrow(schema.empty_table())
+        assert isinstance(own, pl.DataFrame)
+        assert _polars_schema(schema) == dict(own.schema)
