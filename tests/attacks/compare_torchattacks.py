@@ -1,7 +1,8 @@
 """Robust accuracy of every attack on one MLP trained on digits, next to torchattacks.
 
 Run: ``.venv/bin/python -m tests.attacks.compare_torchattacks [--eps 0.1] [--n-eval 400]``.
-Prints one table row per attack (linf at --eps unless stated; l2 rows at --l2-eps; the l0 row
+Prints one table row per attack (linf at --eps unless stated; l2 rows at --l2-eps, the "vs AA"
+row against the AutoAttack package (pyautoattack) instead of torchattacks; the l0 row
 counts pixels; transfer rows craft on a second MLP (seed 1) and compare with torchattacks' PGD
 crafted on that source with all steps; min_norm rows compare with the exact closed form on a
 linear model; fooling's number is the fraction of uniform-noise inputs NOT labelled with
@@ -64,14 +65,23 @@ def ours(eps: float, l2_eps: float) -> dict[str, object]:
         f"square l2 eps={l2_eps:.2f} (1000 q)": ac.SquareAttack(
             norm="l2", eps=(l2_eps,), queries=1000
         ),
+        f"square l2 eps={l2_eps:.2f} p 0.8 vs AA": ac.SquareAttack(
+            norm="l2", eps=(l2_eps,), queries=1000, p_init=0.8
+        ),
         "sparse l0 k=4": ac.SparseAttack(eps=(4.0,), steps=20),
     }
 
 
 def reference(model: Ensemble, eps: float, l2_eps: float) -> dict[str, Callable]:
     import torchattacks as ta
+    from pyautoattack.square import SquareAttack as AaSquare
+
+    def aa_square(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The AutoAttack package's Square (the authors' code), its defaults but 1000 queries."""
+        return AaSquare(model, norm="L2", eps=l2_eps, n_queries=1000, p_init=0.8).perturb(x, y)
 
     return {
+        f"square l2 eps={l2_eps:.2f} p 0.8 vs AA": lambda: aa_square,
         "fgsm": lambda: ta.FGSM(model, eps=eps),
         "pgd (20 steps)": lambda: ta.PGD(
             model, eps=eps, alpha=eps / 4, steps=20, random_start=True
