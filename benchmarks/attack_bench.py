@@ -92,6 +92,40 @@ def bench_vs_torchattacks(t: Target, scale: Scale) -> Measurement:
     )
 
 
+def bench_eps_grid_vs_torchattacks(t: Target, scale: Scale, n_eps: int = 4) -> Measurement:
+    """Item 1, as a cell uses it (issue 17 item 7): our PGD over a cell's ``n_eps`` budgets
+    (eps / 2, eps, 3 eps / 2, 2 eps) in one call, against torchattacks' PGD called once per
+    budget (it takes one eps per call). Same steps, step size (REL_STEP * eps), random start."""
+    eps = getattr(t, "eps", EPS)
+    grid = [eps * (k + 1) / 2 for k in range(n_eps)]
+    refs = [reference_pgd(t, scale.steps, e) for e in grid]
+    sides: dict[str, Callable[[], Any]] = {
+        "ours": ours_pgd(t, scale.steps, grid),
+        "torchattacks": lambda: [run() for run in refs],
+    }
+    samples, last = interleaved(sides, scale.repeats)
+    with torch.no_grad():
+        ref_acc = [
+            float(predict_correct(t.model, xa, t.y).float().mean()) for xa in last["torchattacks"]
+        ]
+    o, r = best(samples["ours"]), best(samples["torchattacks"])
+    return Measurement(
+        "1 pgd vs torchattacks",
+        f"{t.name} linf {scale.steps} steps, {n_eps} eps, batch {len(t.y)}",
+        o / r,
+        0.9,
+        ours_s=o,
+        reference_s=r,
+        reference="torchattacks per eps",
+        details={
+            "eps": grid,
+            "robust_acc_ours": [float(a) for a in last["ours"].robust_acc()],
+            "robust_acc_torchattacks": ref_acc,
+            "samples": samples,
+        },
+    )
+
+
 def bench_vs_floor(t: Target, scale: Scale) -> Measurement:
     """Item 2: time per PGD step vs one bare forward + input-gradient backward.
 
@@ -166,6 +200,7 @@ def run(scale: Scale) -> list[Measurement]:
         out.append(bench_vs_torchattacks(t, scale))
     for st in small_targets():  # issue 17 item 7: small inputs, where overhead dominates
         out.append(bench_vs_torchattacks(st, scale))
+        out.append(bench_eps_grid_vs_torchattacks(st, scale))
     for t in ts:
         out.append(bench_vs_floor(t, scale))
     out.append(bench_cascade(ts[0], scale))  # robust accuracy stays high over the grid
