@@ -116,6 +116,8 @@ class FgsmAtTraining(AdversarialTraining):
 
     method: Literal["fgsm_at"] = "fgsm_at"
     rel_step: PositiveFloat = 1.25
+    random_init: bool = True  # False: the step starts at x (FGSM-AT before Wong et al.; it
+    # overfits catastrophically, tests/data_training/test_fgsm_guard.py)
     guard: bool = True
     guard_size: PositiveInt = 128
     guard_steps: PositiveInt = 10

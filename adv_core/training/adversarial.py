@@ -101,12 +101,14 @@ def pgd_batch(
     rel_step: float,
     bounds: Bounds,
     gen: torch.Generator,
+    random_init: bool = True,
 ) -> torch.Tensor:
-    """PGD on the CE loss with a uniform random start: x (M, *in), y (M,) -> x_adv (M, *in)."""
+    """PGD on the CE loss from a uniform random start (or x itself): x (M, *in), y (M,) ->
+    x_adv (M, *in)."""
     if cfg.eps == 0:
         return x
     norm = get_norm(cfg.norm)
-    start = random_start(x, norm, cfg.eps, gen, bounds)
+    start = random_start(x, norm, cfg.eps, gen, bounds) if random_init else x
     return ascend(ce_sum(model, y), x, start, norm, cfg.eps, steps, rel_step * cfg.eps, bounds)
 
 
@@ -121,8 +123,9 @@ def _adversarial_loss(
         e, b = yb.shape
         model = flat_model(ens, e, b)
         x_adv = pgd_batch(
-            model, xb.flatten(0, 1), yb.flatten(), cfg, steps, cfg.rel_step, bounds, gen
-        )
+            model, xb.flatten(0, 1), yb.flatten(), cfg, steps, cfg.rel_step, bounds, gen,
+            random_init=not isinstance(cfg, FgsmAtTraining) or cfg.random_init,
+        )  # fmt: skip
         return member_loss(model(x_adv).view(e, b, -1), yb, cfg.loss)
 
     return loss
