@@ -110,6 +110,15 @@ def test_cell_that_keeps_failing_becomes_failed_rows_and_exit_1(
     assert all(r["status"] == "ok" for h, t in tables.items() if h != target for r in t.to_pylist())
 
 
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def test_node_removed_mid_sweep_loses_nothing(
     multinode: Any,
     run_sink: Any,
@@ -120,8 +129,10 @@ def test_node_removed_mid_sweep_loses_nothing(
     gate = tmp_path / "gate"
     monkeypatch.setenv(HOOK_ENV, hook(f"gate:0:{gate}"))  # every cell waits for the gate
     backend = RayBackend(run_sink, 2, cpus_per_worker=1)  # one actor on each node
-    nodes = {i["node"].split("/")[-1] for i in backend.worker_info()}
+    infos = backend.worker_info()
+    nodes = {i["node"].split("/")[-1] for i in infos}
     victim = next(n for n in multinode.worker_nodes if n.node_id[:8] in nodes)
+    victim_pids = [i["pid"] for i in infos if i["node"].split("/")[-1] == victim.node_id[:8]]
     out: list[Summary] = []
     start = time.perf_counter()
     driver = threading.Thread(target=lambda: out.append(run_cells(tiny_cells, run_sink, backend)))
@@ -129,6 +140,9 @@ def test_node_removed_mid_sweep_loses_nothing(
     wait_until(lambda: started(gate) == 2, 120, "both actors mid-cell")
     killed_at = time.perf_counter()
     multinode.remove_node(victim, allow_graceful=False)
+    # the removed node's worker dies when it notices its raylet is gone; the gate opens only
+    # then, or that worker could still finish its cell (no loss to see: the race CI once hit)
+    wait_until(lambda: not any(_alive(p) for p in victim_pids), 120, "the victim's worker exited")
     open_gate(gate)
     driver.join(timeout=300)
     backend.shutdown()
