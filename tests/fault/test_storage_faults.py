@@ -22,6 +22,7 @@ from analysis import load
 from sweeps.cli import app
 from sweeps.runner import EXIT_FAILED, EXIT_OK
 from tests.fault.harness import KEY, assert_complete, audit, fault_spec, fault_spec_text, record
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,11 +113,13 @@ def test_driver_killed_while_a_checkpoint_is_renamed(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 120
     in_flight: list[Path] = []
-    while time.monotonic() < deadline and proc.poll() is None and not in_flight:
-        in_flight = list((results / "models").glob("*/.tmp-*"))
-        time.sleep(0.02)
+
+    def writing_or_gone() -> bool:
+        in_flight[:] = list((results / "models").glob("*/.tmp-*"))
+        return bool(in_flight) or proc.poll() is not None
+
+    wait_until(writing_or_gone, 120, "a checkpoint temporary (or the driver's exit)")
     proc.send_signal(signal.SIGKILL)
     t_kill = time.monotonic()
     proc.wait()
