@@ -10,10 +10,17 @@ with no manual command in between (issue 17):
 
 Sizes: ``FULL.scale_cells`` (100,000), ``--scale-cells N`` to choose (10,000: the quick variant
 of the issue), ``QUICK.scale_cells`` for the smoke test.
+
+The two phases also run on their own, into a folder that is kept (the 100,000-cell sweep takes
+most of two hours on 2 cores; its root can then be read again by a later checkout):
+
+    python -m benchmarks.scale_bench --cells 100000 --dir DIR --phase sweep   # DIR/sweep.json
+    python -m benchmarks.scale_bench --dir DIR --phase read                   # DIR/read.json
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -48,18 +55,28 @@ def files_under(root: Path) -> int:
     return sum(len(files) for _, _, files in os.walk(root))
 
 
-def measure(n: int, tmp: Path) -> dict[str, Any]:
+def sweep_phase(n: int, tmp: Path) -> dict[str, Any]:
+    """``sweeps run`` of ``n`` cells into ``tmp/results``; the run's own figures."""
     spec = tmp / "scale.yaml"
     spec.write_text(spec_text(n))
     results = str(tmp / "results")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = sweeps_cmd()
     run_s, _ = _timed(
-        [*cmd, "run", str(spec), "--results", results, "--run-id", "big", "--quiet"], env
+        [*sweeps_cmd(), "run", str(spec), "--results", results, "--run-id", "big", "--quiet"], env
     )
     manifest = _manifest(Path(results))
-    cells = int(manifest["cells"])
-    files = files_under(Path(results))
+    return {
+        "cells": int(manifest["cells"]), "run_s": run_s, "sweep_wall_s": manifest["wall_s"],
+        "cell_s": manifest["cell_s"], "driver_cpu_s": manifest.get("driver_cpu_s"),
+        "files": files_under(Path(results)),
+    }  # fmt: skip
+
+
+def read_phase(tmp: Path) -> dict[str, Any]:
+    """The commands that read what the sweep in ``tmp`` left: status, the resume check, load."""
+    spec, results = tmp / "scale.yaml", str(tmp / "results")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = sweeps_cmd()
     status_s, status_out = _timed([*cmd, "status", "--results", results, "--json"], env)
     plan_s, plan_out = _timed(
         [*cmd, "plan", str(spec), "--results", results, "--run-id", "big", "--json"], env
@@ -73,11 +90,13 @@ def measure(n: int, tmp: Path) -> dict[str, Any]:
     if pending:
         raise RuntimeError(f"scale benchmark: {pending} cells still pending after the run")
     return {
-        "cells": cells, "run_s": run_s, "sweep_wall_s": manifest["wall_s"],
-        "cell_s": manifest["cell_s"], "driver_cpu_s": manifest.get("driver_cpu_s"),
-        "files": files, "status_s": status_s, "resume_check_s": plan_s, "load_s": load_s,
-        "rows": rows, "status_runs": len(json.loads(status_out)["runs"]),
+        "status_s": status_s, "resume_check_s": plan_s, "load_s": load_s, "rows": rows,
+        "status_runs": len(json.loads(status_out)["runs"]),
     }  # fmt: skip
+
+
+def measure(n: int, tmp: Path) -> dict[str, Any]:
+    return {**sweep_phase(n, tmp), **read_phase(tmp)}
 
 
 def _manifest(results: Path) -> dict[str, Any]:
@@ -122,3 +141,21 @@ def run(scale: Scale) -> list[Measurement]:
             )
         )
     return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.scale_bench", description=__doc__)
+    p.add_argument("--dir", required=True, type=Path, help="kept folder: spec, results, JSON")
+    p.add_argument("--cells", type=int, default=100_000)
+    p.add_argument("--phase", choices=["sweep", "read", "both"], default="both")
+    args = p.parse_args(argv)
+    args.dir.mkdir(parents=True, exist_ok=True)
+    for phase, fn in (("sweep", sweep_phase), ("read", read_phase)):
+        if args.phase in (phase, "both"):
+            got = fn(args.cells, args.dir) if phase == "sweep" else fn(args.dir)
+            (args.dir / f"{phase}.json").write_text(json.dumps(got, indent=1))
+            print(json.dumps(got, indent=1), flush=True)
+
+
+if __name__ == "__main__":
+    main()
