@@ -272,6 +272,13 @@ class Ensemble(nn.Module):
         w, b = stacked_linear_weights(self)
         return w.mean(dim=0), b.mean(dim=0)
 
+    def affine_form(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(W (C, D), b (C,)), on the model's device, when ``forward`` is exactly
+        ``F.linear(x.flatten(1), W, b)`` (one linear member, no preprocessing), else None.
+        Attacks take such a model's input gradient in closed form (``attacks.base.loss_grad``);
+        an ensemble of several averages logits in another order of operations, so it has none."""
+        return member_affine(self, 0) if self.n_members == 1 else None
+
 
 class MemberView(nn.Module):
     """Member ``index`` of an ensemble as a model of its own: (B, *in) -> (B, C)."""
@@ -292,6 +299,23 @@ class MemberView(nn.Module):
     def linear_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         w, b = stacked_linear_weights(self._ens[0])
         return w[self.index], b[self.index]
+
+    def affine_form(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """As ``Ensemble.affine_form``, for this member."""
+        return member_affine(self._ens[0], self.index)
+
+
+def member_affine(ens: Ensemble, index: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Member ``index``'s (W (C, D), b (C,)), detached, on its device, when the member is
+    ``_linear``'s Flatten + Linear and the ensemble has no preprocessing; else None."""
+    if ens.model_cfg.name != "linear" or not isinstance(ens.preprocess, nn.Identity):
+        return None
+    members = ens.members
+    if isinstance(members, LoopMembers):
+        layer = members.members[index][1]
+        return layer.weight.detach(), layer.bias.detach()
+    params = members.param_dict()
+    return params["1.weight"][index].detach(), params["1.bias"][index].detach()
 
 
 def stacked_linear_weights(ens: Ensemble) -> tuple[torch.Tensor, torch.Tensor]:

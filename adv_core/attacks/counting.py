@@ -25,6 +25,7 @@ class Counted:
         self.inner = model
         self.n_forward = 0
         self.n_backward = 0
+        self.affine: Affine | None | bool = False  # False: not looked up yet
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         out = self.inner(x)
@@ -41,6 +42,32 @@ class Counted:
         if name == "inner":  # not set yet (copying): no recursion
             raise AttributeError(name)
         return getattr(self.inner, name)
+
+
+Affine = tuple[torch.Tensor, torch.Tensor]
+
+
+def affine_of(model: Model) -> Affine | None:
+    """(W, b) when the model under the counting wrappers is exactly ``F.linear(x.flatten(1), W,
+    b)`` (``affine_form()`` of models.Ensemble / MemberView), else None; looked up once per
+    attack call (the outermost wrapper keeps it: weights do not change during an attack)."""
+    if isinstance(model, Counted):
+        if model.affine is False:
+            inner = unwrap(model)
+            form = getattr(inner, "affine_form", None)
+            model.affine = form() if callable(form) else None
+        return model.affine  # type: ignore[return-value]
+    form = getattr(model, "affine_form", None)
+    return form() if callable(form) else None
+
+
+def count_passes(model: Model, n: int) -> None:
+    """Count ``n`` forward and ``n`` backward passes on every counting wrapper of ``model``
+    (for a gradient taken in closed form, without calling the model)."""
+    while isinstance(model, Counted):
+        model.n_forward += n
+        model.n_backward += n
+        model = model.inner
 
 
 def unwrap(model: Model) -> Model:

@@ -111,8 +111,9 @@ def pgd_run(
                 return out
         w.x = _step(attack, w, g, bounds)
     out[w.rows] = w.x
-    survivors = torch.zeros(n, dtype=torch.bool, device=x0.device)
-    note_trace(hist or [], survivors.index_fill(0, w.rows, True))
+    if hist is not None:
+        survivors = torch.zeros(n, dtype=torch.bool, device=x0.device)
+        note_trace(hist, survivors.index_fill(0, w.rows, True))
     return out
 
 
@@ -178,6 +179,9 @@ class Pgd(Attack):
     """
 
     cfg: PgdAttack
+    # every iterate is projected (one clamp against ``feasible_box``, or ``project``), and the
+    # random start is a point of the ball clipped to the box, which stays in the ball
+    feasible_candidates = True
 
     def perturb(
         self,
