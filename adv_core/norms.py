@@ -12,8 +12,7 @@ import torch
 
 _TINY = 1e-12
 _INF = float("inf")
-_BISECT = 40
-_BISECT_PROJ = 30
+_BISECT_PROJ = 30  # l1 box projection (l2 and linf are exact with one sort or a clamp)
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
@@ -48,6 +47,18 @@ def _invert_capped(slope: torch.Tensor, brk: torch.Tensor, m: torch.Tensor) -> t
     t = torch.minimum(t, b.gather(-1, kc)[..., 0])
     t = torch.where(m <= 0, torch.zeros_like(t), t)
     return torch.where(k[..., 0] < b.shape[-1], t, torch.full_like(t, _INF))
+
+
+def _fill_scale(a: torch.Tensor, room: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """The t (...,) with ||min(a t, room)||_2 = eps, exactly, with one sort; a >= 0 and
+    room >= 0 (inf: no box) are (..., D). ||min(a t, room)||^2 = sum_i min(a_i^2 t^2, room_i^2)
+    is ``_invert_capped``'s g in T = t^2 (slopes a_i^2, kinks (room_i / a_i)^2). Where the box
+    allows less than eps, the t at which every coordinate is saturated (finite)."""
+    live = a > 0
+    brk = torch.where(live, room / a.clamp_min(_TINY), 0.0)  # t at which i saturates
+    t2 = _invert_capped(a * a * live, brk * brk, eps * eps)
+    full = torch.where(torch.isfinite(brk), brk, 0.0).amax(dim=-1)  # every coordinate saturated
+    return torch.where(torch.isfinite(t2), t2.sqrt(), full)
 
 
 class Norm(ABC):
@@ -270,17 +281,13 @@ class L2(Norm):
         return grad / n
 
     def fill(self, a: torch.Tensor, room: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """r = min(a t, room) with t the Lagrange multiplier's inverse, found by bisection."""
+        """r = min(a t, room) (a >= 0, room >= 0) with ||r||_2 = eps, or every coordinate
+        saturated when the box allows less: exact, one sort (``_fill_scale``)."""
         t_lo = eps / a.norm(dim=-1).clamp_min(_TINY)  # no clipping: ||a t_lo|| = eps
         if not bool(torch.isfinite(room).any()):  # no box: the closed form a eps / ||a||_2
             return a * t_lo[..., None]
-        brk = torch.where(torch.isfinite(room) & (a > 0), room / a.clamp_min(_TINY), 0.0)
-        t_hi = torch.maximum(brk.amax(dim=-1), t_lo)  # every coordinate saturated beyond
-        for _ in range(_BISECT):
-            t = (t_lo + t_hi) / 2
-            over = torch.minimum(a * t[..., None], room).norm(dim=-1) > eps
-            t_hi, t_lo = torch.where(over, t, t_hi), torch.where(over, t_lo, t)
-        return torch.minimum(a * t_lo[..., None], room)
+        t = _fill_scale(a, room, eps)
+        return torch.where(a > 0, torch.minimum(a * t[..., None], room), 0.0)
 
     def vertex(self, n: int) -> float:
         return float(n) ** -0.5
@@ -289,21 +296,16 @@ class L2(Norm):
         self, delta: torch.Tensor, eps: torch.Tensor | float, up: torch.Tensor, down: torch.Tensor
     ) -> torch.Tensor:
         """Exact: d = clip(s delta) with s = 1 / (1 + lambda) the largest in (0, 1] keeping
-        ||d||_2 <= eps (KKT of the separable problem), s found by bisection."""
+        ||d||_2 <= eps (KKT of the separable problem), s found with one sort (``_fill_scale``
+        on |delta| and the room in delta's direction)."""
         flat, u, dn = _flat(delta), _flat(up), _flat(down)
         e = torch.as_tensor(eps, dtype=flat.dtype, device=flat.device).expand(flat.shape[0])
-
-        def clipped(scale: torch.Tensor) -> torch.Tensor:
-            return torch.maximum(torch.minimum(flat * scale[:, None], u), -dn)
-
-        one = torch.ones_like(e)
-        inside = clipped(one).norm(dim=1) <= e
-        lo, hi = torch.zeros_like(e), one
-        for _ in range(_BISECT_PROJ):
-            mid = (lo + hi) / 2
-            ok = clipped(mid).norm(dim=1) <= e
-            lo, hi = torch.where(ok, mid, lo), torch.where(ok, hi, mid)
-        return clipped(torch.where(inside, one, lo)).reshape(delta.shape)
+        room = torch.where(flat > 0, u, dn).clamp_min(0.0)
+        s = _fill_scale(flat.abs(), room, e).clamp_max(1.0)
+        d = torch.maximum(torch.minimum(flat * s[:, None], u), -dn)
+        # rounding of the scale may leave ||d|| an ulp above eps: shrink (0 is in the box)
+        d = d * (e / d.norm(dim=1).clamp_min(_TINY)).clamp_max(1.0)[:, None]
+        return d.reshape(delta.shape)
 
     def plane_fill(
         self, a: torch.Tensor, room: torch.Tensor, m: torch.Tensor

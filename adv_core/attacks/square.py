@@ -155,22 +155,14 @@ class Square(Attack):
         (or the most the box allows): the reference rescales to eps and then clips, which on
         inputs at the box's edges (digits' black background) throws away the clipped mass."""
         flat = delta.reshape(len(x0), -1)
-        s_lo = eps / flat.norm(dim=1).clamp_min(_TINY)  # (A,) unclipped norm eps
         if bounds is None:
-            return x0 + (flat * s_lo[:, None]).reshape(x0.shape)
+            s = eps / flat.norm(dim=1).clamp_min(_TINY)  # (A,) unclipped norm eps
+            return x0 + (flat * s[:, None]).reshape(x0.shape)
         lo, hi = bounds
         x0f = x0.reshape(len(x0), -1)
-        room = torch.where(flat > 0, hi - x0f, x0f - lo) / flat.abs().clamp_min(_TINY)
-        s_hi = torch.maximum(room.masked_fill(flat == 0, 0).amax(dim=1), s_lo)  # all saturated
-
-        def clipped(scale: torch.Tensor) -> torch.Tensor:
-            return (x0f + flat * scale[:, None]).clamp(lo, hi)
-
-        for _ in range(_BISECT):
-            mid = (s_lo + s_hi) / 2
-            over = (clipped(mid) - x0f).norm(dim=1) > eps
-            s_hi, s_lo = torch.where(over, mid, s_hi), torch.where(over, s_lo, mid)
-        return clipped(s_lo).reshape(x0.shape)
+        room = torch.where(flat > 0, hi - x0f, x0f - lo).clamp_min(0.0)
+        step = self.norm.fill(flat.abs(), room, eps)  # |x - x0| per coordinate, one sort
+        return (x0f + flat.sign() * step).clamp(lo, hi).reshape(x0.shape)
 
     def _propose_changed(
         self,

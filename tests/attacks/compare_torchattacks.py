@@ -1,8 +1,10 @@
-"""Robust accuracy of every attack on one MLP trained on digits, next to torchattacks.
+"""Robust accuracy of every attack on one MLP (or CNN) trained on digits, next to torchattacks.
 
-Run: ``.venv/bin/python -m tests.attacks.compare_torchattacks [--eps 0.1] [--n-eval 400]``.
+Run: ``.venv/bin/python -m tests.attacks.compare_torchattacks [--eps 0.1] [--n-eval 400]
+[--model mlp|cnn]``.
 Prints one table row per attack (linf at --eps unless stated; l2 rows at --l2-eps, the "vs AA"
-row against the AutoAttack package (pyautoattack) instead of torchattacks; the l0 row
+and "autoattack standard" rows against the AutoAttack package (pyautoattack) instead of
+torchattacks; the l0 row
 counts pixels; transfer rows craft on a second MLP (seed 1) and compare with torchattacks' PGD
 crafted on that source with all steps; min_norm rows compare with the exact closed form on a
 linear model; fooling's number is the fraction of uniform-noise inputs NOT labelled with
@@ -20,7 +22,7 @@ import torch
 from adv_core import attacks
 from adv_core.config import attacks as ac
 from adv_core.config.data import DigitsData
-from adv_core.config.models import LinearModel, MlpModel
+from adv_core.config.models import CnnModel, LinearModel, MlpModel, ModelConfig
 from adv_core.config.training import StandardTraining
 from adv_core.data import load
 from adv_core.data.base import DataBundle
@@ -28,10 +30,16 @@ from adv_core.models import Ensemble, new_ensemble
 from adv_core.rng import generator
 from adv_core.training import train
 
+MODELS: dict[str, ModelConfig] = {
+    "mlp": MlpModel(width=64, depth=2),
+    "cnn": CnnModel(channels=16, hidden=64),
+}
 
-def trained_mlp(n_eval: int, seed: int = 0) -> tuple[Ensemble, DataBundle]:
+
+def trained_mlp(n_eval: int, seed: int = 0, model: str = "mlp") -> tuple[Ensemble, DataBundle]:
+    """A one-member model (``MODELS[model]``) trained 40 epochs on 1000 digits."""
     bundle = load(DigitsData(), 1000, n_eval, seed)
-    ens = new_ensemble(MlpModel(width=64, depth=2), bundle.input_shape, 10, 1, seed)
+    ens = new_ensemble(MODELS[model], bundle.input_shape, 10, 1, seed)
     train(
         ens,
         bundle,
@@ -69,18 +77,33 @@ def ours(eps: float, l2_eps: float) -> dict[str, object]:
             norm="l2", eps=(l2_eps,), queries=1000, p_init=0.8
         ),
         "sparse l0 k=4": ac.SparseAttack(eps=(4.0,), steps=20),
+        "fab (untargeted, 100)": ac.FabAttack(eps=(eps,), steps=100),
+        "autoattack standard vs AA": ac.AutoAttackConfig(eps=(eps,)),
+        f"autoattack standard l2 eps={l2_eps:.2f} vs AA": ac.AutoAttackConfig(
+            norm="l2", eps=(l2_eps,)
+        ),
     }
 
 
 def reference(model: Ensemble, eps: float, l2_eps: float) -> dict[str, Callable]:
     import torchattacks as ta
+    from pyautoattack import AutoAttack
     from pyautoattack.square import SquareAttack as AaSquare
 
     def aa_square(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The AutoAttack package's Square (the authors' code), its defaults but 1000 queries."""
         return AaSquare(model, norm="L2", eps=l2_eps, n_queries=1000, p_init=0.8).perturb(x, y)
 
+    def aa(norm: str, e: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The AutoAttack package's ``standard`` version (its defaults: 100 iterations, 5000
+        Square queries), as our ``autoattack`` config's defaults."""
+        adv = AutoAttack(model, norm=norm, eps=e, version="standard", seed=0)
+        return lambda x, y: adv.run_standard_evaluation(x, y, batch_size=len(y))[0]
+
     return {
+        "autoattack standard vs AA": lambda: aa("Linf", eps),
+        f"autoattack standard l2 eps={l2_eps:.2f} vs AA": lambda: aa("L2", l2_eps),
+        "fab (untargeted, 100)": lambda: ta.FAB(model, eps=eps, steps=100, n_classes=10),
         f"square l2 eps={l2_eps:.2f} p 0.8 vs AA": lambda: aa_square,
         "fgsm": lambda: ta.FGSM(model, eps=eps),
         "pgd (20 steps)": lambda: ta.PGD(
@@ -151,13 +174,14 @@ def main() -> None:
     ap.add_argument("--n-eval", type=int, default=400)
     ap.add_argument("--l2-eps", type=float, default=0.5)
     ap.add_argument("--only", default="", help="run only attacks whose name contains this")
+    ap.add_argument("--model", choices=sorted(MODELS), default="mlp")
     args = ap.parse_args()
     torch.manual_seed(0)
-    model, bundle = trained_mlp(args.n_eval)
+    model, bundle = trained_mlp(args.n_eval, model=args.model)
     x, y = bundle.x_test, bundle.y_test
     l2_eps = args.l2_eps
     clean = float((model(x).argmax(1) == y).float().mean())
-    print(f"MLP 64x2 on digits 8x8, n_eval={len(y)}, clean acc {clean:.3f}")
+    print(f"{MODELS[args.model]!r} on digits 8x8, n_eval={len(y)}, clean acc {clean:.3f}")
     print(f"{'attack':34s} {'ours':>7s} {'s':>6s} {'torchattacks':>13s} {'s':>6s}")
     refs = reference(model, args.eps, l2_eps)
     for name, cfg in ours(args.eps, l2_eps).items():

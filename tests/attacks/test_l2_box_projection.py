@@ -1,0 +1,88 @@
+"""The l2 ball intersected with the box, solved with one sort (``norms._fill_scale``):
+``L2.project_box`` (APGD/PGD l2 projections), ``L2.fill`` (FAB, steepest ascent in the box) and
+Square l2's ``_l2_finish`` against independent solutions: a float64 bisection on the scale of
+the KKT path (what the code did before, run to 60 halvings here) and, for the projection, the
+definition itself (no feasible point is closer than the answer)."""
+
+from __future__ import annotations
+
+import torch
+
+from adv_core import attacks
+from adv_core.config.attacks import SquareAttack
+from adv_core.norms import L2
+
+
+def _bisect_scale(a: torch.Tensor, room: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """Largest t with ||min(a t, room)||_2 <= eps (every coordinate saturated when the box
+    allows less), by bisection in float64."""
+    a, room, eps = a.double(), room.double(), eps.double()
+    norm = lambda t: torch.minimum(a * t[:, None], room).norm(dim=1)  # noqa: E731
+    lo = torch.zeros_like(eps)
+    hi = torch.where(a > 0, room / a.clamp_min(1e-300), 0.0).amax(dim=1).clamp_min(1.0) * 2
+    hi = torch.maximum(hi, eps / a.norm(dim=1).clamp_min(1e-300))
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        ok = norm(mid) <= eps
+        lo, hi = torch.where(ok, mid, lo), torch.where(ok, hi, mid)
+    return lo
+
+
+def _instance(seed: int, b: int = 400, d: int = 40) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    x0 = torch.rand(b, d, generator=g)
+    x0[:, : d // 4] = 0.0  # at the box's edge (digits' black background)
+    x0[: b // 10, d // 4 : d // 2] = 1.0
+    delta = torch.randn(b, d, generator=g) * torch.rand(b, 1, generator=g) * 3
+    delta[: b // 20] = 0.0  # nothing to project
+    eps = torch.rand(b, generator=g) * 2
+    return x0, delta, eps
+
+
+def test_project_box_matches_the_bisection_and_is_feasible() -> None:
+    x0, delta, eps = _instance(0)
+    got = L2().project_box(delta, eps, 1 - x0, x0)
+    room = torch.where(delta > 0, 1 - x0, x0)
+    scale = _bisect_scale(delta.abs(), room, eps).clamp_max(1.0)
+    ref = torch.maximum(torch.minimum(delta.double() * scale[:, None], 1 - x0), -x0)
+    assert (got.double() - ref).abs().max() < 1e-6
+    assert (got.norm(dim=1) <= eps * (1 + 1e-6)).all()
+    assert ((x0 + got) >= 0).all() and ((x0 + got) <= 1 + 1e-7).all()
+    inside = torch.maximum(torch.minimum(delta, 1 - x0), -x0).norm(dim=1) <= eps
+    assert torch.equal(got[inside], torch.maximum(torch.minimum(delta, 1 - x0), -x0)[inside])
+
+
+def test_project_box_is_the_closest_feasible_point() -> None:
+    x0, delta, eps = _instance(1, b=60, d=12)
+    got = L2().project_box(delta, eps, 1 - x0, x0)
+    g = torch.Generator().manual_seed(2)
+    for _ in range(50):  # random feasible points: none is closer to delta
+        cand = (torch.rand(x0.shape, generator=g) - x0) * torch.rand(len(x0), 1, generator=g)
+        cand = cand * (eps / cand.norm(dim=1).clamp_min(1e-12)).clamp_max(1.0)[:, None]
+        assert ((cand - delta).norm(dim=1) >= (got - delta).norm(dim=1) - 1e-5).all()
+
+
+def test_fill_matches_the_bisection() -> None:
+    x0, delta, eps = _instance(3)
+    a, room = delta.abs(), torch.where(delta > 0, 1 - x0, x0)
+    got = L2().fill(a, room, eps)
+    scale = _bisect_scale(a, room, eps)
+    ref = torch.minimum(a.double() * scale[:, None], room.double())
+    assert (got.double() - ref).abs().max() < 1e-5
+    live = torch.where(a > 0, room, 0.0)  # room along a
+    saturated = live.norm(dim=1) < eps  # the box allows less than eps: every room used
+    assert torch.allclose(got[saturated], live[saturated])
+    assert torch.allclose(got[~saturated].norm(dim=1), eps[~saturated], rtol=1e-5)
+
+
+def test_square_l2_proposal_spends_the_budget_inside_the_box() -> None:
+    x0, delta, eps = _instance(4)
+    sq = attacks.build(SquareAttack(norm="l2", eps=(0.5,)))
+    out = sq._l2_finish(x0, delta, eps, (0.0, 1.0))  # type: ignore[attr-defined]
+    assert (out >= 0).all() and (out <= 1).all()
+    moved = (out - x0).norm(dim=1)
+    room = torch.where(delta > 0, 1 - x0, x0) * (delta != 0)
+    can = room.norm(dim=1)  # the most the box allows in delta's orthant
+    want = torch.minimum(eps, can)
+    assert torch.allclose(moved, want, rtol=1e-4, atol=1e-6)
+    assert ((out - x0) * delta >= 0).all()  # along delta's signs only
