@@ -59,6 +59,9 @@ def ours(eps: float, l2_eps: float) -> dict[str, object]:
         "apgd ce (100)": ac.ApgdAttack(eps=(eps,), steps=100),
         "apgd dlr (100)": ac.ApgdAttack(eps=(eps,), steps=100, loss="dlr"),
         "apgd dlr_targeted (100 x 3)": ac.ApgdAttack(eps=(eps,), steps=100, loss="dlr_targeted"),
+        "apgd dlr_targeted (100 x 9)": ac.ApgdAttack(
+            eps=(eps,), steps=100, loss="dlr_targeted", n_targets=9
+        ),
         "apgd auto (ce + t-dlr)": ac.ApgdAttack(eps=(eps,), steps=100, loss="auto"),
         "eot_pgd (20 steps, 4 samples)": ac.EotPgdAttack(eps=(eps,), steps=20, samples=4),
         "bpda (20 steps)": ac.BpdaAttack(eps=(eps,), steps=20),
@@ -112,7 +115,8 @@ def reference(model: Ensemble, eps: float, l2_eps: float) -> dict[str, Callable]
         "pgd (50 steps, 2 restarts)": lambda: ta.PGD(model, eps=eps, alpha=eps / 10, steps=50),
         "apgd ce (100)": lambda: ta.APGD(model, eps=eps, steps=100, loss="ce"),
         "apgd dlr (100)": lambda: ta.APGD(model, eps=eps, steps=100, loss="dlr"),
-        "apgd dlr_targeted (100 x 3)": lambda: ta.APGDT(model, eps=eps, steps=100, n_classes=10),
+        # torchattacks' APGDT always attacks the 9 runner-up classes: compared at 9 targets
+        "apgd dlr_targeted (100 x 9)": lambda: ta.APGDT(model, eps=eps, steps=100, n_classes=10),
         "eot_pgd (20 steps, 4 samples)": lambda: ta.EOTPGD(
             model, eps=eps, alpha=eps / 4, steps=20, eot_iter=4
         ),
