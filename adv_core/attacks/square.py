@@ -31,7 +31,6 @@ from adv_core.config.attacks import SquareAttack
 _SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64),
              (6000, 128), (8000, 256))  # fmt: skip
 _RESAMPLE = 10
-_BISECT = 20
 _TINY = 1e-12
 
 
@@ -116,18 +115,51 @@ class Square(Attack):
         bounds: Bounds,
         generator: torch.Generator | None,
     ) -> torch.Tensor:
+        """The random search on the examples not yet fooled. They are kept as a compact working
+        set, gathered again only when one is fooled (a loss above 0 never falls back: only
+        rising losses are accepted), and linf keeps each row's box images and integral image
+        of changeable entries, rebuilt only for rows whose point moved: the draws and the
+        proposals are those of attacking the still-robust rows afresh every query."""
         x = self._start(x0, eps, bounds, generator)
         loss = margin_loss(model(x), y)
+        rows = (loss <= 0).nonzero()[:, 0]
+        w = _Work(x0[rows], x[rows], eps[rows], y[rows], loss[rows])
+        box = self._linf_box(w.x0, w.eps, bounds) if self.norm.name == "linf" else None
+        moves = None if box is None else _integral(box, w.x)
         for it in range(1, self.cfg.queries):
-            act = (loss <= 0).nonzero()[:, 0]
-            if len(act) == 0:
+            if len(rows) == 0:
                 break
             p = p_at(self.cfg.p_init, it, self.cfg.queries)
-            cand = self._propose_changed(x0[act], x[act], eps[act], p, bounds, generator)
-            new = margin_loss(model(cand), y[act])
-            up = new > loss[act]
-            x[act[up]], loss[act[up]] = cand[up], new[up]
+            if box is None:
+                cand = self._propose_changed(w.x0, w.x, w.eps, p, bounds, generator)
+            else:
+                cand = self._propose_linf(w.x0, w.x, w.eps, p, bounds, generator, box, moves)
+            new = margin_loss(model(cand), w.y)
+            up = new > w.loss
+            idx = up.nonzero()[:, 0]
+            if len(idx) == 0:
+                continue
+            w.x[idx], w.loss[idx] = cand[idx], new[idx]
+            if moves is not None and box is not None:
+                moves[:, idx] = _integral((box[0][idx], box[1][idx]), w.x[idx])
+            fooled = w.loss[idx] > 0
+            if bool(fooled.any()):  # write the fooled rows back and drop them
+                gone = idx[fooled]
+                x[rows[gone]] = w.x[gone]
+                keep = torch.ones(len(rows), dtype=torch.bool, device=x.device)
+                keep[gone] = False
+                rows, w = rows[keep], w.keep(keep)
+                if box is not None and moves is not None:
+                    box, moves = (box[0][keep], box[1][keep]), moves[:, keep]
+        x[rows] = w.x
         return x
+
+    def _linf_box(
+        self, x0: torch.Tensor, eps: torch.Tensor, bounds: Bounds
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(clip(x0 - eps), clip(x0 + eps)) as images: the two values a linf window can take."""
+        img0, e = as_image(x0), bcast(eps, as_image(x0))
+        return clip_box(img0 - e, bounds), clip_box(img0 + e, bounds)
 
     def _start(
         self, x0: torch.Tensor, eps: torch.Tensor, bounds: Bounds, gen: torch.Generator | None
@@ -234,6 +266,8 @@ class Square(Attack):
         p: float,
         bounds: Bounds,
         gen: torch.Generator | None,
+        box: tuple[torch.Tensor, torch.Tensor] | None = None,
+        moves: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The window set to x0 +- eps (one sign per channel), clipped to the box; the rest of
         x kept as is (already in the ball and the box, so no projection). The redraws of
@@ -241,7 +275,8 @@ class Square(Attack):
         drawn at once and the first that changes x is used (the last if none does: the same
         distribution as redrawing one at a time). Whether one changes x is read off integral
         images of the entries that x0 +- eps would change, so only the chosen proposal is built
-        and nothing waits on the host."""
+        and nothing waits on the host. ``box`` (``_linf_box``) and ``moves`` (``_integral``) may
+        come from the caller, which keeps them across queries."""
         img0, img = as_image(x0), as_image(x)
         n, c, h, w = img0.shape
         dev, k = x0.device, 1 + _RESAMPLE
@@ -249,9 +284,8 @@ class Square(Attack):
         r0 = (self._draw((k, n), gen) * (h - sh + 1)).long().to(dev)[..., None]  # (k, n, 1)
         c0 = (self._draw((k, n), gen) * (w - sw + 1)).long().to(dev)[..., None]
         sign = self._sign((k, n, c), gen, x0)  # (k, n, c)
-        e = bcast(eps, img0)
-        moves = torch.stack([clip_box(img0 - e, bounds), clip_box(img0 + e, bounds)]) != img
-        integral = torch.nn.functional.pad(moves.to(x0.dtype).cumsum(-1).cumsum(-2), (1, 0, 1, 0))
+        box = self._linf_box(x0, eps, bounds) if box is None else box
+        integral = _integral(box, x) if moves is None else moves
         which = (sign > 0).long()  # (k, n, c): 0 for -eps, 1 for +eps
         rows = torch.arange(n, device=dev)[:, None]
         chans = torch.arange(c, device=dev)
@@ -268,7 +302,7 @@ class Square(Attack):
         in_r = (ar_h >= r0) & (ar_h < r0 + sh)  # (n, h)
         in_c = (ar_w >= c0) & (ar_w < c0 + sw)  # (n, w)
         inside = in_r[:, None, :, None] & in_c[:, None, None, :]  # (n, 1, h, w)
-        window = clip_box(img0 + sign[..., None, None] * e, bounds)
+        window = torch.where(sign[..., None, None] > 0, box[1], box[0])
         return torch.where(inside, window, img).reshape(x0.shape)
 
     def _propose_l2(
@@ -302,6 +336,30 @@ class Square(Attack):
         delta = torch.where(in2, 0.0, delta)
         delta = torch.where(in1, new, delta)
         return self._l2_finish(x0, delta, eps, bounds)
+
+
+def _integral(box: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """(2, n, c, h + 1, w + 1) integral images of the entries of x that the window values
+    ``box`` (-eps side, +eps side) would change: a window's count is 4 lookups."""
+    moves = torch.stack([box[0] != as_image(x), box[1] != as_image(x)])
+    return torch.nn.functional.pad(moves.to(x.dtype).cumsum(-1).cumsum(-2), (1, 0, 1, 0))
+
+
+class _Work:
+    """Square's working set: the rows still searched, their start, point, budget, label, loss."""
+
+    def __init__(
+        self,
+        x0: torch.Tensor,
+        x: torch.Tensor,
+        eps: torch.Tensor,
+        y: torch.Tensor,
+        loss: torch.Tensor,
+    ) -> None:
+        self.x0, self.x, self.eps, self.y, self.loss = x0, x, eps, y, loss
+
+    def keep(self, k: torch.Tensor) -> _Work:
+        return _Work(self.x0[k], self.x[k], self.eps[k], self.y[k], self.loss[k])
 
 
 def window_size(p: float, h: int, w: int, minimum: int = 1, odd: bool = False) -> tuple[int, int]:
