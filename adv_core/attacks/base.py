@@ -313,6 +313,8 @@ class Attack:
         returns candidates for them; each restart attacks only what no earlier one broke, so an
         example counts as robust only if every restart failed. One run gets ``idx`` = every
         row as a slice (views, no gather: small cells pay per op)."""
+        if len(y) == 0:  # the cascade's chunk when nothing is left to attack
+            return x.clone()
         if restarts == 1:
             return run(0, slice(None))
         best = x.clone()
