@@ -117,12 +117,13 @@ def bench_curve(t: Target, steps: int, fab_steps: int) -> list[Measurement]:
 
 
 def run(scale: Scale) -> list[Measurement]:
-    """Full size: 100 points per model, 25 APGD iterations on every side (the reference's 100
-    take ~4x longer: ``BENCH_CURVE_STEPS=100``; ``BENCH_CURVE_POINTS`` sets the points), FAB
-    max(10, steps / 5) steps before confirm; quick: the scale's batch and steps."""
+    """Full size: 100 points per model, the reference's 100 APGD iterations on every side
+    (about 3 minutes for the three models on one idle core; ``BENCH_CURVE_STEPS`` and
+    ``BENCH_CURVE_POINTS`` change them), FAB max(10, steps / 5) steps before confirm; quick: the
+    scale's batch and steps."""
     full = scale.name == "full"
     batch = int(os.environ.get("BENCH_CURVE_POINTS", 100)) if full else scale.batch
-    steps = int(os.environ.get("BENCH_CURVE_STEPS", 25)) if full else scale.steps
+    steps = int(os.environ.get("BENCH_CURVE_STEPS", 100)) if full else scale.steps
     fab_steps = max(10, steps // 5) if full else steps
     ts = targets(batch, epochs=2 if full else 1, n_train=2000 if full else 256)
     out: list[Measurement] = []
