@@ -14,7 +14,7 @@ import json
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from pydantic import TypeAdapter
@@ -312,7 +312,7 @@ def member_affine(ens: Ensemble, index: int) -> tuple[torch.Tensor, torch.Tensor
         return None
     members = ens.members
     if isinstance(members, LoopMembers):
-        layer = members.members[index][1]
+        layer = cast(nn.Linear, cast(nn.Sequential, members.members[index])[1])
         return layer.weight.detach(), layer.bias.detach()
     params = members.param_dict()
     return params["1.weight"][index].detach(), params["1.bias"][index].detach()

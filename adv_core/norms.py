@@ -283,9 +283,8 @@ class L2(Norm):
     def fill(self, a: torch.Tensor, room: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """r = min(a t, room) (a >= 0, room >= 0) with ||r||_2 = eps, or every coordinate
         saturated when the box allows less: exact, one sort (``_fill_scale``)."""
-        t_lo = eps / a.norm(dim=-1).clamp_min(_TINY)  # no clipping: ||a t_lo|| = eps
         if not bool(torch.isfinite(room).any()):  # no box: the closed form a eps / ||a||_2
-            return a * t_lo[..., None]
+            return a * (eps / a.norm(dim=-1).clamp_min(_TINY))[..., None]
         t = _fill_scale(a, room, eps)
         return torch.where(a > 0, torch.minimum(a * t[..., None], room), 0.0)
 

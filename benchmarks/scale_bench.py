@@ -150,11 +150,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--phase", choices=["sweep", "read", "both"], default="both")
     args = p.parse_args(argv)
     args.dir.mkdir(parents=True, exist_ok=True)
-    for phase, fn in (("sweep", sweep_phase), ("read", read_phase)):
-        if args.phase in (phase, "both"):
-            got = fn(args.cells, args.dir) if phase == "sweep" else fn(args.dir)
-            (args.dir / f"{phase}.json").write_text(json.dumps(got, indent=1))
-            print(json.dumps(got, indent=1), flush=True)
+    if args.phase in ("sweep", "both"):
+        _save(args.dir / "sweep.json", sweep_phase(args.cells, args.dir))
+    if args.phase in ("read", "both"):
+        _save(args.dir / "read.json", read_phase(args.dir))
+
+
+def _save(path: Path, got: dict[str, Any]) -> None:
+    path.write_text(json.dumps(got, indent=1))
+    print(json.dumps(got, indent=1), flush=True)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from adv_core.attacks.base import (
     Bounds,
     Loss,
     Model,
+    Rows,
     bcast,
     clip_box,
     dlr_scale,
@@ -52,7 +53,7 @@ def checkpoint_phases(steps: int) -> list[int]:
     return out
 
 
-def _targeted_at(targets: torch.Tensor, idx: torch.Tensor) -> Loss:
+def _targeted_at(targets: torch.Tensor, idx: Rows) -> Loss:
     return targeted_dlr(targets[idx])
 
 
@@ -76,10 +77,10 @@ class Apgd(Attack):
             return loss_grad(model, x, y, loss)
         return eot_gradient(model, x, y, loss, self.cfg.eot_samples, 0.0, generator)
 
-    def losses(self, model: Model, x: torch.Tensor) -> list[Callable[[torch.Tensor], Loss]]:
+    def losses(self, model: Model, x: torch.Tensor) -> list[Callable[[Rows], Loss]]:
         """The runs in order; each maps the indices it attacks to its loss."""
         kind = self.cfg.loss
-        runs: list[Callable[[torch.Tensor], Loss]] = []
+        runs: list[Callable[[Rows], Loss]] = []
         if kind in ("ce", "dlr", "auto"):
             untargeted = LOSSES["dlr" if kind == "dlr" else "ce"]
             runs.append(lambda idx: untargeted)

@@ -23,6 +23,7 @@ from adv_core.attacks.counting import Affine, Counted, affine_of, count_passes
 from adv_core.norms import Norm, get_norm
 
 Model = Callable[[torch.Tensor], torch.Tensor]
+Rows = torch.Tensor | slice  # the rows a worst-case run attacks: indices, or all of them
 """(B, *D) -> (B, C) logits."""
 
 Bounds = tuple[float, float] | None
@@ -307,7 +308,7 @@ class Attack:
         x: torch.Tensor,
         y: torch.Tensor,
         restarts: int,
-        run: Callable[[int, torch.Tensor | slice], torch.Tensor],
+        run: Callable[[int, Rows], torch.Tensor],
     ) -> torch.Tensor:
         """Per-example worst case over ``restarts`` runs: ``run(r, idx)`` attacks x[idx] and
         returns candidates for them; each restart attacks only what no earlier one broke, so an

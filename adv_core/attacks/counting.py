@@ -51,12 +51,14 @@ def affine_of(model: Model) -> Affine | None:
     """(W, b) when the model under the counting wrappers is exactly ``F.linear(x.flatten(1), W,
     b)`` (``affine_form()`` of models.Ensemble / MemberView), else None; looked up once per
     attack call (the outermost wrapper keeps it: weights do not change during an attack)."""
-    if isinstance(model, Counted):
-        if model.affine is False:
-            inner = unwrap(model)
-            form = getattr(inner, "affine_form", None)
-            model.affine = form() if callable(form) else None
-        return model.affine  # type: ignore[return-value]
+    if not isinstance(model, Counted):
+        return _affine_form(model)
+    if model.affine is False:
+        model.affine = _affine_form(unwrap(model))
+    return model.affine  # type: ignore[return-value]
+
+
+def _affine_form(model: Model) -> Affine | None:
     form = getattr(model, "affine_form", None)
     return form() if callable(form) else None
 

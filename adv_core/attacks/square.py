@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import torch
 
-from adv_core.attacks.base import Attack, Bounds, Model, bcast, clip_box, margin_loss
+from adv_core.attacks.base import Attack, Bounds, Model, bcast, margin_loss
 from adv_core.config.attacks import SquareAttack
+from adv_core.norms import Norm
 
 _SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64),
              (6000, 128), (8000, 256))  # fmt: skip
@@ -124,42 +125,29 @@ class Square(Attack):
         loss = margin_loss(model(x), y)
         rows = (loss <= 0).nonzero()[:, 0]
         w = _Work(x0[rows], x[rows], eps[rows], y[rows], loss[rows])
-        box = self._linf_box(w.x0, w.eps, bounds) if self.norm.name == "linf" else None
-        moves = None if box is None else _integral(box, w.x)
+        if self.norm.name == "linf":
+            w.with_linf(_box_images(self.norm, w.x0, w.eps, bounds))
         for it in range(1, self.cfg.queries):
             if len(rows) == 0:
                 break
             p = p_at(self.cfg.p_init, it, self.cfg.queries)
-            if box is None:
+            if w.box is None:
                 cand = self._propose_changed(w.x0, w.x, w.eps, p, bounds, generator)
             else:
-                cand = self._propose_linf(w.x0, w.x, w.eps, p, bounds, generator, box, moves)
+                cand = self._propose_linf(w.x0, w.x, w.eps, p, bounds, generator, w.box, w.moves)
             new = margin_loss(model(cand), w.y)
-            up = new > w.loss
-            idx = up.nonzero()[:, 0]
+            idx = (new > w.loss).nonzero()[:, 0]
             if len(idx) == 0:
                 continue
-            w.x[idx], w.loss[idx] = cand[idx], new[idx]
-            if moves is not None and box is not None:
-                moves[:, idx] = _integral((box[0][idx], box[1][idx]), w.x[idx])
-            fooled = w.loss[idx] > 0
-            if bool(fooled.any()):  # write the fooled rows back and drop them
-                gone = idx[fooled]
+            w.accept(idx, cand[idx], new[idx])
+            gone = idx[w.loss[idx] > 0]
+            if len(gone):  # write the fooled rows back and drop them
                 x[rows[gone]] = w.x[gone]
                 keep = torch.ones(len(rows), dtype=torch.bool, device=x.device)
                 keep[gone] = False
                 rows, w = rows[keep], w.keep(keep)
-                if box is not None and moves is not None:
-                    box, moves = (box[0][keep], box[1][keep]), moves[:, keep]
         x[rows] = w.x
         return x
-
-    def _linf_box(
-        self, x0: torch.Tensor, eps: torch.Tensor, bounds: Bounds
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(clip(x0 - eps), clip(x0 + eps)) as images: the two values a linf window can take."""
-        img0, e = as_image(x0), bcast(eps, as_image(x0))
-        return clip_box(img0 - e, bounds), clip_box(img0 + e, bounds)
 
     def _start(
         self, x0: torch.Tensor, eps: torch.Tensor, bounds: Bounds, gen: torch.Generator | None
@@ -275,7 +263,7 @@ class Square(Attack):
         drawn at once and the first that changes x is used (the last if none does: the same
         distribution as redrawing one at a time). Whether one changes x is read off integral
         images of the entries that x0 +- eps would change, so only the chosen proposal is built
-        and nothing waits on the host. ``box`` (``_linf_box``) and ``moves`` (``_integral``) may
+        and nothing waits on the host. ``box`` (``Norm.ball_box`` as images) and ``moves`` (``_integral``) may
         come from the caller, which keeps them across queries."""
         img0, img = as_image(x0), as_image(x)
         n, c, h, w = img0.shape
@@ -284,7 +272,7 @@ class Square(Attack):
         r0 = (self._draw((k, n), gen) * (h - sh + 1)).long().to(dev)[..., None]  # (k, n, 1)
         c0 = (self._draw((k, n), gen) * (w - sw + 1)).long().to(dev)[..., None]
         sign = self._sign((k, n, c), gen, x0)  # (k, n, c)
-        box = self._linf_box(x0, eps, bounds) if box is None else box
+        box = _box_images(self.norm, x0, eps, bounds) if box is None else box
         integral = _integral(box, x) if moves is None else moves
         which = (sign > 0).long()  # (k, n, c): 0 for -eps, 1 for +eps
         rows = torch.arange(n, device=dev)[:, None]
@@ -345,8 +333,20 @@ def _integral(box: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor) -> torch.
     return torch.nn.functional.pad(moves.to(x.dtype).cumsum(-1).cumsum(-2), (1, 0, 1, 0))
 
 
+def _box_images(
+    norm: Norm, x0: torch.Tensor, eps: torch.Tensor, bounds: Bounds
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``Norm.ball_box`` (linf: clip(x0 - eps), clip(x0 + eps), the two values a window can
+    take) as images."""
+    box = norm.ball_box(x0, eps, bounds)
+    if box is None:
+        raise TypeError(f"the {norm.name} ball is not a box")
+    return as_image(box[0]), as_image(box[1])
+
+
 class _Work:
-    """Square's working set: the rows still searched, their start, point, budget, label, loss."""
+    """Square's working set: the rows still searched (start, point, budget, label, loss) and,
+    for linf, their box images (the two values a window can take) and ``_integral`` of x."""
 
     def __init__(
         self,
@@ -357,9 +357,23 @@ class _Work:
         loss: torch.Tensor,
     ) -> None:
         self.x0, self.x, self.eps, self.y, self.loss = x0, x, eps, y, loss
+        self.box: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.moves: torch.Tensor | None = None
+
+    def with_linf(self, box: tuple[torch.Tensor, torch.Tensor]) -> None:
+        self.box, self.moves = box, _integral(box, self.x)
+
+    def accept(self, idx: torch.Tensor, x: torch.Tensor, loss: torch.Tensor) -> None:
+        """Rows ``idx`` move to x; their integral images are rebuilt (only theirs)."""
+        self.x[idx], self.loss[idx] = x, loss
+        if self.box is not None and self.moves is not None:
+            self.moves[:, idx] = _integral((self.box[0][idx], self.box[1][idx]), x)
 
     def keep(self, k: torch.Tensor) -> _Work:
-        return _Work(self.x0[k], self.x[k], self.eps[k], self.y[k], self.loss[k])
+        out = _Work(self.x0[k], self.x[k], self.eps[k], self.y[k], self.loss[k])
+        if self.box is not None and self.moves is not None:
+            out.box, out.moves = (self.box[0][k], self.box[1][k]), self.moves[:, k]
+        return out
 
 
 def window_size(p: float, h: int, w: int, minimum: int = 1, odd: bool = False) -> tuple[int, int]:
