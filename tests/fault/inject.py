@@ -6,6 +6,9 @@ A fault spec joins faults with ``;``; an empty hash prefix matches every cell:
 - ``raise:<hash-prefix>`` fails that cell on every attempt (an exception inside the cell);
 - ``exit:<hash-prefix>:<marker-file>`` kills the worker process once, mid-cell (the marker
   file remembers that it happened, so the retry succeeds);
+- ``exitnth:<n>:<marker-file>`` kills the worker process once, at the start of the ``n``-th
+  cell that process runs (the first worker to get there creates the marker; no other exits);
+- ``hangnth:<n>:<marker-file>`` likewise makes that one cell sleep for an hour instead;
 - ``sleep:<hash-prefix>:<seconds>`` makes the cell take that much longer;
 - ``gate:<n>:<folder>`` lets the first ``n`` cells started (over all workers) through; each
   later one waits, mid-cell, until ``<folder>/open`` exists (``open_gate``). Cell k takes the
@@ -61,16 +64,35 @@ def _pass_gate(n: int, folder: Path) -> None:
         time.sleep(GATE_POLL_S)
 
 
+def _claim(marker: str) -> bool:
+    """Create ``marker`` (holding this pid) unless it exists: true for one caller only."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    return True
+
+
 class Faults:
     """The plug-in: parses the spec once; ``before_cell`` runs before every cell."""
 
     def __init__(self, spec: str) -> None:
         self.parts = [p.split(":", 2) + ["", ""] for p in filter(None, spec.split(";"))]
+        self.cells = 0  # cells this process has begun
         if any(kind == "init" for kind, *_ in self.parts):
             raise RuntimeError("injected failure while starting the worker")
 
     def before_cell(self, cell: Any) -> None:
+        self.cells += 1
         for kind, prefix, arg, *_ in self.parts:
+            if kind in ("exitnth", "hangnth"):
+                if self.cells == int(prefix) and _claim(arg):
+                    if kind == "exitnth":
+                        os._exit(17)
+                    time.sleep(3600)
+                continue
             if kind != "gate" and not cell.cell_hash.startswith(prefix):
                 continue
             if kind == "raise":

@@ -1,0 +1,136 @@
+"""Cells in batches (cluster/pool.py, issue 17): tiny cells travel several to one actor call,
+and a worker lost, or a cell timed out, in the middle of a batch settles each cell of that batch
+as if it had travelled alone: the cell that was running is the lost (or timed-out) attempt, the
+cells the worker finished before it are done, and the cells behind it are re-queued without
+counting an attempt. Real Ray (the session cluster, 2 CPUs), real results store.
+
+``BATCH_S`` is raised in these tests so that batching does not depend on how fast the machine
+runs the cells; the recording backend keeps every batch it sent, so each test checks that the
+cell it faulted had neighbours in its batch (a test that ran one cell per call would fail)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+import cluster.pool as pool
+from adv_core.config import Cell
+from cluster.scheduler import CellState, run_cells
+from sweeps.plan import plan
+from sweeps.spec import load_spec
+from tests.fault.inject import hook
+from tests.specs import FGSM
+
+pytestmark = pytest.mark.slow
+
+
+class Recording(pool.RayBackend):
+    """The real backend, keeping the cell hashes of every batch it sends, in order."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.sent: list[list[str]] = []
+        super().__init__(*args, **kwargs)
+
+    def _flush(self) -> None:
+        self.sent += [[s.cell.cell_hash for s in slots] for slots in self.staged.values() if slots]
+        super()._flush()
+
+
+@pytest.fixture
+def many_cells(make_spec: Callable[..., Path]) -> list[Cell]:
+    """48 one-member cells of the tiny spec (12 seeds x 2 d x 2 n_train), each ~10-30 ms."""
+    spec = make_spec(name="batches", seeds=list(range(12)), attacks=[FGSM], ensemble_size=1)
+    return plan(load_spec(spec))
+
+
+@pytest.fixture(autouse=True)
+def _large_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pool, "BATCH_S", 30.0)
+
+
+def _attempt_rows(sink: Any) -> dict[str, list[int]]:
+    store, run = sink.store, sink.run
+    part = Path(store.partition("metrics", run.sweep, run.run_id))
+    return {
+        p.stem: sorted(set(pq.read_table(p).column("attempt").to_pylist()))
+        for p in part.glob("*.parquet")
+    }
+
+
+def _batch_of(sent: list[list[str]], h: str) -> tuple[list[str], int]:
+    """The first batch that carried ``h`` (the one whose attempt failed) and its position."""
+    batch = next(b for b in sent if h in b)
+    return batch, batch.index(h)
+
+
+def test_tiny_cells_travel_in_batches_and_each_runs_once(
+    ray_cluster: Any, run_sink: Any, many_cells: list[Cell]
+) -> None:
+    backend = Recording(run_sink, 2, cpus_per_worker=1)
+    try:
+        summary = run_cells(many_cells, run_sink, backend, max_retries=0)
+    finally:
+        backend.shutdown()
+    assert summary.count(CellState.DONE) == len(many_cells) and summary.failed == 0
+    assert all(n == 1 for n in summary.attempts.values())
+    sent = [h for b in backend.sent for h in b]
+    assert sorted(sent) == sorted(c.cell_hash for c in many_cells)  # each cell sent once
+    assert backend.calls_made == len(backend.sent) <= len(many_cells) // 3
+    assert max(len(b) for b in backend.sent) <= pool.MAX_BATCH
+    assert len(backend.sent[-1]) < max(len(b) for b in backend.sent)  # the tail spreads
+    assert _attempt_rows(run_sink) == {c.cell_hash: [1] for c in many_cells}
+
+
+def test_worker_lost_mid_batch_counts_one_attempt_for_the_running_cell(
+    ray_cluster: Any, run_sink: Any, many_cells: list[Cell], tmp_path: Path
+) -> None:
+    """The first worker to begin its 6th cell dies there (its 2nd batch, after 2 done cells)."""
+    marker = tmp_path / "killed-pid"
+    backend = Recording(run_sink, 2, cpus_per_worker=1, hook=hook(f"exitnth:6:{marker}"))
+    try:
+        summary = run_cells(many_cells, run_sink, backend, max_retries=1)
+    finally:
+        backend.shutdown()
+    assert marker.exists() and backend.lost == 1
+    assert summary.count(CellState.DONE) == len(many_cells) and summary.failed == 0
+    retried = [h for h, n in summary.attempts.items() if n > 1]
+    assert len(retried) == 1, "exactly one cell was running when its worker died"
+    victim = retried[0]
+    assert summary.workers[victim][0] == "lost" and summary.attempts[victim] == 2
+    batch, k = _batch_of(backend.sent, victim)
+    behind = batch[k + 1 :]
+    assert k >= 1 and behind, f"the victim should sit inside a batch: {batch} at {k}"
+    for h in behind:  # never began: re-queued, not counted, run once elsewhere
+        assert summary.attempts[h] == 1 and summary.workers[h] != ["lost"]
+    for h in batch[:k]:  # finished before the worker died: done, whether or not it answered
+        assert summary.attempts[h] == 1 and summary.states[h] == CellState.DONE
+    rows = _attempt_rows(run_sink)
+    assert rows.pop(victim) == [2]
+    assert rows == {c.cell_hash: [1] for c in many_cells if c.cell_hash != victim}
+
+
+def test_cell_timing_out_mid_batch_requeues_the_cells_behind_it(
+    ray_cluster: Any, run_sink: Any, many_cells: list[Cell], tmp_path: Path
+) -> None:
+    """The first worker to begin its 6th cell hangs there; the 3 s timeout kills the worker."""
+    marker = tmp_path / "hung-pid"
+    backend = Recording(run_sink, 2, cpus_per_worker=1, hook=hook(f"hangnth:6:{marker}"))
+    try:
+        summary = run_cells(many_cells, run_sink, backend, max_retries=0, timeout_s=3.0)
+    finally:
+        backend.shutdown()
+    assert marker.exists()
+    failed = [h for h, s in summary.states.items() if s == CellState.FAILED]
+    assert len(failed) == 1 and "timed out after 3.0 s" in summary.errors[failed[0]]
+    victim = failed[0]
+    batch, k = _batch_of(backend.sent, victim)
+    behind = batch[k + 1 :]
+    assert k >= 1 and behind, f"the victim should sit inside a batch: {batch} at {k}"
+    assert summary.count(CellState.DONE) == len(many_cells) - 1
+    assert all(summary.attempts[h] == 1 for h in summary.attempts)  # max_retries 0 held
+    rows = _attempt_rows(run_sink)
+    assert set(rows) == {c.cell_hash for c in many_cells}  # the victim has its failure rows
