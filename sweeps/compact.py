@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 
 from adv_core.results import FINISHED
 from sweeps import layout
-from sweeps.index import PartInfo, Partition, worst_status, write_index
+from sweeps.index import PartInfo, Partition, read_file, worst_status, write_index
 from sweeps.layout import COMPACTED_PREFIX, EXAMPLES, METRICS, name_of
 from sweeps.model_packs import PackResult, pack_models
 from sweeps.schema import EXAMPLES_SCHEMA, METRICS_SCHEMA
@@ -86,7 +86,7 @@ def _read_all(store: ResultStore, files: list[str], schema: pa.Schema) -> dict[s
 
     def one(f: str) -> pa.Table | None:
         try:
-            return pq.read_table(f, filesystem=store.fs, schema=schema)
+            return read_file(store.fs, f, schema)
         except (pa.ArrowInvalid, OSError):
             return None
 
@@ -275,7 +275,8 @@ class BackgroundCompactor:
     - while the sweep runs, a daemon thread lists the metrics partition every ``poll_s`` seconds
       (one request) and merges the finished loose cells into one part per table when there are
       ``batch_cells`` of them, or ``min_cells`` and ``interval_s`` passed since the last pass;
-    - on a normal exit: the final pass (loose cells, small parts merged, temporaries deleted).
+    - at ``finish()`` (the driver calls it once its cells are done) or on a normal exit: the
+      final pass (loose cells, small parts merged, temporaries deleted).
 
     A run therefore leaves fewer than ``min_cells`` loose files (plus failed cells, kept loose so
     a re-run can replace them) and about one part per ``batch_cells`` cells or ``interval_s``
@@ -301,6 +302,7 @@ class BackgroundCompactor:
         self.model_passes: list[PackResult] = []
         self.error: BaseException | None = None
         self._stop = threading.Event()
+        self._finished = False
         self._thread = threading.Thread(target=self._loop, name="sweeps-compactor", daemon=True)
 
     def _pass(self, **kwargs: Any) -> None:
@@ -331,9 +333,23 @@ class BackgroundCompactor:
             except Exception as exc:  # noqa: BLE001 - never stop the sweep; the end pass retries
                 self.error = exc
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+    def finish(self) -> None:
+        """Stop the background thread and run the end pass, once: the driver calls it when
+        its cells are done, before it reads the run's final state (which then comes from the
+        parts' index, not from every loose file); ``__exit__`` calls it if nobody did."""
+        if self._finished:
+            return
+        self._finished = True
+        self._stop_thread()
+        self._pass(merge_parts=PART_ROWS, clean_tmp=True, min_cells=self.min_cells)
+
+    def _stop_thread(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is None:
-            self._pass(merge_parts=PART_ROWS, clean_tmp=True, min_cells=self.min_cells)
+            self.finish()
+        else:
+            self._stop_thread()

@@ -141,6 +141,24 @@ def atomic_write(fs: pafs.FileSystem, path: str, data: bytes) -> None:
         raise
 
 
+def read_file(
+    fs: pafs.FileSystem,
+    path: str,
+    schema: pa.Schema | None = None,
+    columns: list[str] | None = None,
+) -> pa.Table:
+    """One results file. The fast path (one open handle, ``ParquetFile.read``: 0.9 ms for a
+    cell's file against 1.6 ms through ``pq.read_table``'s dataset layer) when the file has
+    ``schema`` (or none is asked); otherwise ``pq.read_table`` with the schema (an older file:
+    its missing columns read as nulls). Raises ``ArrowInvalid`` / ``OSError`` like
+    ``pq.read_table`` on a truncated, corrupt or missing file."""
+    with fs.open_input_file(path) as handle:
+        pf = pq.ParquetFile(handle)
+        if schema is None or pf.schema_arrow.equals(schema):
+            return pf.read(columns=columns)
+    return pq.read_table(path, columns=columns, filesystem=fs, schema=schema)
+
+
 def _part_info(fs: pafs.FileSystem, info: pafs.FileInfo) -> PartInfo:
     footer = pq.read_metadata(info.path, filesystem=fs)
     part = PartInfo.from_metadata(int(info.size or 0), footer.metadata, footer.num_rows)
@@ -205,7 +223,7 @@ def cell_statuses(fs: pafs.FileSystem, part: Partition) -> tuple[dict[str, str],
         done.update({h: statuses.get(h, Status.OK) for h in info.cells})
     for f in part.loose:
         try:
-            t = pq.read_table(f, columns=["cell_hash", "status"], filesystem=fs)
+            t = read_file(fs, f, columns=["cell_hash", "status"])
         except (pa.ArrowInvalid, OSError) as exc:  # truncated or corrupt
             bad.append(f"{f} ({type(exc).__name__})")
             continue

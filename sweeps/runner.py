@@ -77,8 +77,8 @@ def run_sweep(
         on_wait=lambda h: print(f"waiting for {lock.path}, held by {h}", file=sys.stderr),
     )
     try:  # the compactor keeps the run's layout compact while it runs (sweeps/compact.py)
-        with BackgroundCompactor(ResultStore(results), spec.name, rid):
-            return _run_sweep_locked(spec, results, rid, **kwargs)
+        with BackgroundCompactor(ResultStore(results), spec.name, rid) as compactor:
+            return _run_sweep_locked(spec, results, rid, compactor=compactor, **kwargs)
     finally:
         lock.release()
 
@@ -96,6 +96,7 @@ def _run_sweep_locked(
     on_start: Callable[[int, int], None] | None = None,
     extra_manifest: dict[str, Any] | None = None,
     reuse_models: bool = True,
+    compactor: BackgroundCompactor | None = None,
 ) -> SweepOutcome:
     store = ResultStore(results)
     run = RunInfo(spec.name, run_id or default_run_id(spec), code_version())
@@ -129,6 +130,12 @@ def _run_sweep_locked(
     else:
         summary = _run_on_ray(todo, sink, spec, address, workers, token, progress, failed_before)
     driver_cpu_s = time.process_time() - cpu0
+    end_error: Exception | None = None
+    try:  # the end pass first: the final state then comes from the parts' index
+        if compactor is not None:
+            compactor.finish()
+    except Exception as exc:  # noqa: BLE001 - the manifest is still finished, then it raises
+        end_error = exc
     done, bad = store.cell_status(run.sweep, run.run_id)
     manifest.update({
         "finished_at": _now(), "status": "failed" if summary.failed else "complete",
@@ -140,6 +147,8 @@ def _run_sweep_locked(
         "driver_cpu_s": driver_cpu_s, **store.run_facts(run.sweep, run.run_id),
     })  # fmt: skip
     store.write_manifest(run.run_id, manifest)
+    if end_error is not None:
+        raise end_error
     return SweepOutcome(run.run_id, len(cells), len(cells) - len(todo), summary, path)
 
 

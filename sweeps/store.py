@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from adv_core.config import Cell
 from adv_core.results import FINISHED, Status
 from sweeps import layout
-from sweeps.index import Partition, atomic_write, cell_statuses, scan_partition
+from sweeps.index import Partition, atomic_write, cell_statuses, read_file, scan_partition
 from sweeps.layout import EXAMPLES, METRICS, MODELS, REPORTS, RUNS
 from sweeps.lock import LeaseLock, lock_path
 from sweeps.model_packs import PackIndex
@@ -158,7 +158,7 @@ class ResultStore:
         parts = []
         for f in files:
             try:
-                parts.append(pq.read_table(f, columns=columns, filesystem=self.fs, schema=schema))
+                parts.append(read_file(self.fs, f, schema, columns))
             except (pa.ArrowInvalid, OSError) as exc:
                 warnings.warn(f"skipping unreadable results file {f}: {exc}", stacklevel=2)
         if not parts:

@@ -76,3 +76,37 @@ def test_manifest_records_provenance(tmp_path: Path) -> None:
     assert m["started_at"] < m["finished_at"] and m["status"] == "complete"
     assert "git_revision" in m and m["code_version"].startswith(m["package_version"])
     assert m["models_trained"] == 1 and m["models_reused"] == 0
+
+
+def test_read_file_takes_the_fast_path_only_for_the_current_schema(tmp_path: Path) -> None:
+    """``sweeps.index.read_file``: a file with the asked schema reads as ``pq.read_table``
+    would; an older file (a column missing, another stored as int32) is read through the
+    schema, its missing column null and its types cast; a truncated file raises what
+    ``pq.read_table`` raises, so the callers' skipping rules hold."""
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    from sweeps.index import read_file
+
+    fs = pafs.LocalFileSystem()
+    schema = pa.schema([("cell_hash", pa.string()), ("n", pa.int64()), ("note", pa.string())])
+    now = tmp_path / "now.parquet"
+    pq.write_table(pa.table({"cell_hash": ["a", "b"], "n": [1, 2], "note": ["x", None]},
+                            schema=schema), now)  # fmt: skip
+    old = tmp_path / "old.parquet"
+    pq.write_table(pa.table({"cell_hash": ["c"], "n": pa.array([3], pa.int32())}), old)
+    fast = read_file(fs, str(now), schema)
+    assert fast.equals(pq.read_table(str(now), schema=schema))
+    assert read_file(fs, str(now), schema, ["n"]).to_pydict() == {"n": [1, 2]}
+    slow = read_file(fs, str(old), schema)
+    assert slow.schema.equals(schema) and slow.to_pydict() == {
+        "cell_hash": ["c"], "n": [3], "note": [None],
+    }  # fmt: skip
+    cut = tmp_path / "cut.parquet"
+    cut.write_bytes(now.read_bytes()[: now.stat().st_size // 2])
+    for path in (cut, tmp_path / "missing.parquet"):
+        try:
+            read_file(fs, str(path), schema)
+        except (pa.ArrowInvalid, OSError):
+            continue
+        raise AssertionError(f"{path.name} was read")
