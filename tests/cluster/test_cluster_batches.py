@@ -21,7 +21,11 @@ import cluster.pool as pool
 from adv_core.config import Cell
 from cluster.scheduler import CellState, run_cells
 from sweeps.plan import plan
-from sweeps.spec import load_spec
+from sweeps.rows import RunInfo
+from sweeps.sink import RunSink
+from sweeps.spec import SweepSpec, load_spec
+from sweeps.store import ResultStore
+from tests.fault.harness import assert_complete, audit, file_mtime, record
 from tests.fault.inject import hook
 from tests.specs import FGSM
 
@@ -41,10 +45,28 @@ class Recording(pool.RayBackend):
 
 
 @pytest.fixture
-def many_cells(make_spec: Callable[..., Path]) -> list[Cell]:
-    """48 one-member cells of the tiny spec (12 seeds x 2 d x 2 n_train), each ~10-30 ms."""
-    spec = make_spec(name="batches", seeds=list(range(12)), attacks=[FGSM], ensemble_size=1)
-    return plan(load_spec(spec))
+def batch_spec(make_spec: Callable[..., Path]) -> SweepSpec:
+    """The tiny spec with 12 seeds, one member, fgsm: 48 cells of ~10-30 ms each."""
+    return load_spec(
+        make_spec(name="batches", seeds=list(range(12)), attacks=[FGSM], ensemble_size=1)
+    )
+
+
+@pytest.fixture
+def many_cells(batch_spec: SweepSpec) -> list[Cell]:
+    return plan(batch_spec)
+
+
+@pytest.fixture
+def run_sink(tmp_path: Path, batch_spec: SweepSpec) -> RunSink:
+    """A real results store under tmp_path, bound to run ``t`` of the spec's sweep."""
+    return RunSink(ResultStore(str(tmp_path / "results")), RunInfo(batch_spec.name, "t", "test"))
+
+
+def _recovered(run_sink: Any, spec: SweepSpec, victim: str, marker: Path) -> float:
+    """Seconds from the fault (its marker written) to the victim's rows in place."""
+    results = Path(run_sink.store.root)
+    return file_mtime(results, spec, run_sink.run.run_id, victim) - marker.stat().st_mtime
 
 
 @pytest.fixture(autouse=True)
@@ -86,7 +108,7 @@ def test_tiny_cells_travel_in_batches_and_each_runs_once(
 
 
 def test_worker_lost_mid_batch_counts_one_attempt_for_the_running_cell(
-    ray_cluster: Any, run_sink: Any, many_cells: list[Cell], tmp_path: Path
+    ray_cluster: Any, run_sink: Any, batch_spec: SweepSpec, many_cells: list[Cell], tmp_path: Path
 ) -> None:
     """The first worker to begin its 6th cell dies there (its 2nd batch, after 2 done cells)."""
     marker = tmp_path / "killed-pid"
@@ -111,10 +133,20 @@ def test_worker_lost_mid_batch_counts_one_attempt_for_the_running_cell(
     rows = _attempt_rows(run_sink)
     assert rows.pop(victim) == [2]
     assert rows == {c.cell_hash: [1] for c in many_cells if c.cell_hash != victim}
+    a = audit(Path(run_sink.store.root), batch_spec, run_sink.run.run_id, many_cells)
+    assert_complete(a, batch_spec, ok_cells=len(many_cells))
+    record(
+        "worker dies mid-batch",
+        f"the running cell (position {k} of a {len(batch)}-cell batch) was the one lost attempt "
+        f"and re-ran (rows: attempt 2); the {len(behind)} cells behind it were re-queued "
+        "uncounted; the ones before it were found done in the store",
+        a,
+        _recovered(run_sink, batch_spec, victim, marker),
+    )
 
 
 def test_cell_timing_out_mid_batch_requeues_the_cells_behind_it(
-    ray_cluster: Any, run_sink: Any, many_cells: list[Cell], tmp_path: Path
+    ray_cluster: Any, run_sink: Any, batch_spec: SweepSpec, many_cells: list[Cell], tmp_path: Path
 ) -> None:
     """The first worker to begin its 6th cell hangs there; the 3 s timeout kills the worker."""
     marker = tmp_path / "hung-pid"
@@ -134,3 +166,14 @@ def test_cell_timing_out_mid_batch_requeues_the_cells_behind_it(
     assert all(summary.attempts[h] == 1 for h in summary.attempts)  # max_retries 0 held
     rows = _attempt_rows(run_sink)
     assert set(rows) == {c.cell_hash for c in many_cells}  # the victim has its failure rows
+    a = audit(Path(run_sink.store.root), batch_spec, run_sink.run.run_id, many_cells)
+    assert_complete(a, batch_spec, ok_cells=len(many_cells) - 1)
+    assert a.status[victim] == "failed" and "timed out after 3.0 s" in a.errors[victim]
+    record(
+        "cell hangs mid-batch",
+        f"killed 3 s after it began (position {k} of a {len(batch)}-cell batch): a failed row "
+        f"'timed out after 3.0 s'; the {len(behind)} cells behind it re-queued uncounted, all "
+        "others ok",
+        a,
+        _recovered(run_sink, batch_spec, victim, marker),
+    )

@@ -43,6 +43,7 @@ def table(entries: list[dict[str, object]]) -> str:
 
 S3_TEST = "tests/store/test_store_s3_faults.py"
 NODE_TEST = "tests/cluster/test_cluster_faults.py::test_node_removed_mid_sweep_loses_nothing"
+BATCH_TEST = "tests/cluster/test_cluster_batches.py"
 NODE_LINE = re.compile(
     r"node killed -> loss noticed ([\d.]+) s, its cell done elsewhere ([\d.]+) s"
 )
@@ -65,7 +66,11 @@ def run_suite(path: Path) -> int:
     env = {**os.environ, "SWEEPS_RELIABILITY_OUT": str(path)}
     cmd = [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider"]
     proc = subprocess.run(
-        [*cmd, "tests/fault", S3_TEST, NODE_TEST], cwd=ROOT, env=env, capture_output=True, text=True
+        [*cmd, "tests/fault", S3_TEST, NODE_TEST, BATCH_TEST],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
     node = node_entry(proc.stdout)
