@@ -96,15 +96,23 @@ def _read_all(store: ResultStore, files: list[str], schema: pa.Schema) -> dict[s
 
 
 def _merge(tables: list[pa.Table], schema: pa.Schema) -> tuple[pa.Table, list[str]]:
-    """Concatenate, taking each cell's rows from the first table that holds it."""
-    taken: set[str] = set()
+    """Concatenate, taking each cell's rows from the first table that holds it. Linear in
+    the rows and cells: a table is filtered only when an earlier one holds some of its cells
+    (a pass merges up to 1000 one-cell files, where filtering each against every cell taken
+    so far cost a quadratic 11% of the driver's CPU)."""
+    owner: dict[str, int] = {}
+    cells_of = []
+    for i, t in enumerate(tables):
+        cells_of.append(t["cell_hash"].unique().to_pylist())
+        for h in cells_of[-1]:
+            owner.setdefault(h, i)
     parts = []
-    for t in tables:
+    for i, (t, cells) in enumerate(zip(tables, cells_of, strict=True)):
+        taken = [h for h in cells if owner[h] != i]
         if taken:
-            t = t.filter(pc.invert(pc.is_in(t["cell_hash"], pa.array(sorted(taken)))))
-        taken |= set(t["cell_hash"].unique().to_pylist())
+            t = t.filter(pc.invert(pc.is_in(t["cell_hash"], pa.array(taken, pa.string()))))
         parts.append(t)
-    return (pa.concat_tables(parts) if parts else schema.empty_table()), sorted(taken)
+    return (pa.concat_tables(parts) if parts else schema.empty_table()), sorted(owner)
 
 
 def _write_part(

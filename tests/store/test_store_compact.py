@@ -158,3 +158,25 @@ def test_a_part_hides_only_its_own_runs_copies(
         RUN.run_id,
         other.run_id,
     ]
+
+
+def test_merge_takes_each_cell_from_the_first_table_that_holds_it() -> None:
+    """compact._merge (the rule that makes a pass idempotent after a crash between writing a
+    part and deleting its sources): later copies of a cell are dropped, whole."""
+    import pyarrow as pa
+
+    from sweeps.compact import _merge
+
+    schema = pa.schema([("cell_hash", pa.string()), ("v", pa.int64())])
+
+    def t(*rows: tuple[str, int]) -> pa.Table:
+        return pa.table({"cell_hash": [h for h, _ in rows], "v": [v for _, v in rows]}, schema)
+
+    tables = [t(("a", 1), ("a", 2), ("b", 3)), t(("b", 30), ("c", 4)), t(("a", 10)), t(("d", 5))]
+    merged, cells = _merge(tables, schema)
+    assert cells == ["a", "b", "c", "d"]
+    assert sorted(zip(merged["cell_hash"].to_pylist(), merged["v"].to_pylist(), strict=True)) == [
+        ("a", 1), ("a", 2), ("b", 3), ("c", 4), ("d", 5),
+    ]  # fmt: skip
+    empty, none = _merge([], schema)
+    assert empty.num_rows == 0 and none == []
