@@ -83,10 +83,22 @@ def _attempt_rows(sink: Any) -> dict[str, list[int]]:
     }
 
 
-def _batch_of(sent: list[list[str]], h: str) -> tuple[list[str], int]:
-    """The first batch that carried ``h`` (the one whose attempt failed) and its position."""
-    batch = next(b for b in sent if h in b)
-    return batch, batch.index(h)
+def _faulted(run_sink: Any, cells: list[Cell], fault: str, **kwargs: Any) -> tuple[Recording, Any]:
+    """Run ``cells`` on 2 actors with the worker fault ``fault`` (tests/fault/inject.py)."""
+    backend = Recording(run_sink, 2, cpus_per_worker=1, hook=hook(fault))
+    try:
+        return backend, run_cells(cells, run_sink, backend, **kwargs)
+    finally:
+        backend.shutdown()
+
+
+def _inside(sent: list[list[str]], victim: str) -> tuple[list[str], int, list[str]]:
+    """The first batch that carried ``victim`` (the one whose attempt failed), the victim's
+    position in it and the cells behind it; the victim must have neighbours on both sides."""
+    batch = next(b for b in sent if victim in b)
+    k = batch.index(victim)
+    assert k >= 1 and batch[k + 1 :], f"the victim should sit inside a batch: {batch} at {k}"
+    return batch, k, batch[k + 1 :]
 
 
 def test_tiny_cells_travel_in_batches_and_each_runs_once(
@@ -112,20 +124,14 @@ def test_worker_lost_mid_batch_counts_one_attempt_for_the_running_cell(
 ) -> None:
     """The first worker to begin its 6th cell dies there (its 2nd batch, after 2 done cells)."""
     marker = tmp_path / "killed-pid"
-    backend = Recording(run_sink, 2, cpus_per_worker=1, hook=hook(f"exitnth:6:{marker}"))
-    try:
-        summary = run_cells(many_cells, run_sink, backend, max_retries=1)
-    finally:
-        backend.shutdown()
+    backend, summary = _faulted(run_sink, many_cells, f"exitnth:6:{marker}", max_retries=1)
     assert marker.exists() and backend.lost == 1
     assert summary.count(CellState.DONE) == len(many_cells) and summary.failed == 0
     retried = [h for h, n in summary.attempts.items() if n > 1]
     assert len(retried) == 1, "exactly one cell was running when its worker died"
     victim = retried[0]
     assert summary.workers[victim][0] == "lost" and summary.attempts[victim] == 2
-    batch, k = _batch_of(backend.sent, victim)
-    behind = batch[k + 1 :]
-    assert k >= 1 and behind, f"the victim should sit inside a batch: {batch} at {k}"
+    batch, k, behind = _inside(backend.sent, victim)
     for h in behind:  # never began: re-queued, not counted, run once elsewhere
         assert summary.attempts[h] == 1 and summary.workers[h] != ["lost"]
     for h in batch[:k]:  # finished before the worker died: done, whether or not it answered
@@ -150,18 +156,14 @@ def test_cell_timing_out_mid_batch_requeues_the_cells_behind_it(
 ) -> None:
     """The first worker to begin its 6th cell hangs there; the 3 s timeout kills the worker."""
     marker = tmp_path / "hung-pid"
-    backend = Recording(run_sink, 2, cpus_per_worker=1, hook=hook(f"hangnth:6:{marker}"))
-    try:
-        summary = run_cells(many_cells, run_sink, backend, max_retries=0, timeout_s=3.0)
-    finally:
-        backend.shutdown()
+    backend, summary = _faulted(
+        run_sink, many_cells, f"hangnth:6:{marker}", max_retries=0, timeout_s=3.0
+    )
     assert marker.exists()
     failed = [h for h, s in summary.states.items() if s == CellState.FAILED]
     assert len(failed) == 1 and "timed out after 3.0 s" in summary.errors[failed[0]]
     victim = failed[0]
-    batch, k = _batch_of(backend.sent, victim)
-    behind = batch[k + 1 :]
-    assert k >= 1 and behind, f"the victim should sit inside a batch: {batch} at {k}"
+    batch, k, behind = _inside(backend.sent, victim)
     assert summary.count(CellState.DONE) == len(many_cells) - 1
     assert all(summary.attempts[h] == 1 for h in summary.attempts)  # max_retries 0 held
     rows = _attempt_rows(run_sink)
