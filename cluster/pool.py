@@ -170,6 +170,7 @@ class RayBackend:
         self.retired = 0  # idle actors let go because less work was left than workers
         self.replaced = 0  # actors killed and replaced after staying unreachable
         self.calls_made = 0  # run_batch calls sent (cells per call = cells / calls_made)
+        self.previously_failed: set[str] = set()  # stored rows that are an earlier failure
         for _ in range(n_workers):
             self._add_actor()
 
@@ -352,13 +353,18 @@ class RayBackend:
         out: list[tuple[Slot, Outcome]] = []
         for s in held:
             if not running_known:
-                running_known = not self.sink.is_done(s.cell.cell_hash)
+                running_known = not self._written(s.cell.cell_hash)
                 out.append((s, Outcome("", False, "error", error=error)))
-            elif self.sink.is_done(s.cell.cell_hash):  # written before the actor went
+            elif self._written(s.cell.cell_hash):  # written before the actor went
                 out.append((s, Outcome("", False, "error", error=error)))
             else:
                 out.append((s, _not_started(f"queued on a lost worker ({error})")))
         return out
+
+    def _written(self, cell_hash: str) -> bool:
+        """Whether the cell's result is in the store from this run (an earlier run's failure
+        rows do not count: the scheduler's ``previously_failed``)."""
+        return cell_hash not in self.previously_failed and self.sink.is_done(cell_hash)
 
     def _revive(self, i: int, since: float) -> None:
         """Route nothing to actor ``i`` until it answers a ping (Ray restarts it)."""

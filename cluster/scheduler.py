@@ -40,7 +40,9 @@ class Backend(Protocol):
     Optional extras, used when a backend has them: ``started_at(handle)`` is the monotonic time
     a submitted cell began running, or None while it waits in a worker's queue (a cell's
     timeout runs from then); ``set_demand(n)`` tells the backend how many cells are still to
-    run (queued + in flight), so a pool can grow towards it or let idle workers go."""
+    run (queued + in flight), so a pool can grow towards it or let idle workers go; a
+    ``previously_failed`` attribute is set to the cells whose stored result is an earlier
+    run's failure (a stored file then does not mean the cell ran now)."""
 
     def capacity(self) -> int: ...
 
@@ -126,6 +128,8 @@ def run_cells(
     running: dict[Any, tuple[str, Cell, float]] = {}  # handle -> (hash, cell, submitted at)
     settle = _Settler(sink, summary, queue, max_retries, set(previously_failed), t0)
     demand = getattr(backend, "set_demand", None)
+    if hasattr(backend, "previously_failed"):  # its own reading of what a lost actor wrote
+        backend.previously_failed = settle.previously_failed
     while queue or running:
         if demand:
             demand(len(queue) + len(running))

@@ -19,6 +19,7 @@ import pytest
 
 import cluster.pool as pool
 from adv_core.config import Cell
+from adv_core.results import Status
 from cluster.scheduler import CellState, run_cells
 from sweeps.plan import plan
 from sweeps.rows import RunInfo
@@ -179,3 +180,25 @@ def test_cell_timing_out_mid_batch_requeues_the_cells_behind_it(
         a,
         _recovered(run_sink, batch_spec, victim, marker),
     )
+
+
+def test_an_earlier_runs_failure_rows_are_not_taken_for_a_finished_cell(
+    ray_cluster: Any, run_sink: Any, many_cells: list[Cell], tmp_path: Path
+) -> None:
+    """A resumed run whose every cell still holds an earlier run's failure rows: when a cell
+    hangs mid-batch and its worker is killed, the stored files of the cells behind it are that
+    earlier failure, not work the killed worker finished, so they are re-queued uncounted and
+    run (with ``max_retries`` 0, taking them for lost attempts would fail them all)."""
+    for c in many_cells:
+        run_sink.write_failure(c, Status.FAILED, "an earlier run's failure", attempt=1)
+    marker = tmp_path / "hung-pid"
+    backend, summary = _faulted(
+        run_sink, many_cells, f"hangnth:6:{marker}", max_retries=0, timeout_s=3.0,
+        previously_failed={c.cell_hash for c in many_cells},
+    )  # fmt: skip
+    failed = [h for h, s in summary.states.items() if s == CellState.FAILED]
+    assert len(failed) == 1 and "timed out after 3.0 s" in summary.errors[failed[0]]
+    _, _, behind = _inside(backend.sent, failed[0])
+    assert all(summary.states[h] == CellState.DONE for h in behind)
+    assert summary.count(CellState.DONE) == len(many_cells) - 1
+    assert all(n == 1 for n in summary.attempts.values())
