@@ -59,8 +59,17 @@ def full_row(
     prov: Provenance, cell: CellColumns, metrics: MetricsRow | Mapping[str, Any]
 ) -> dict[str, Any]:
     """One complete metrics row (column name -> value) from its three records."""
+    return _with(_columns(prov, cell), metrics)
+
+
+def _columns(prov: Provenance, cell: CellColumns) -> dict[str, Any]:
+    """The provenance and cell columns every row of a cell shares."""
+    return {**dataclasses.asdict(prov), **dataclasses.asdict(cell)}
+
+
+def _with(shared: dict[str, Any], metrics: MetricsRow | Mapping[str, Any]) -> dict[str, Any]:
     measured = metrics.as_dict() if isinstance(metrics, MetricsRow) else dict(metrics)
-    return {**dataclasses.asdict(prov), **dataclasses.asdict(cell), **measured}
+    return {**shared, **measured}
 
 
 def complete_rows(
@@ -83,8 +92,8 @@ def complete_rows(
         model_reused=model_reused,
         attempt=attempt,
     )
-    columns = cell_columns(cell)
-    return [full_row(prov, columns, r) for r in rows]
+    shared = _columns(prov, cell_columns(cell))  # once per cell, not per row
+    return [_with(shared, r) for r in rows]
 
 
 def complete_examples(
