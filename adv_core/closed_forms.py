@@ -9,11 +9,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import torch
 
 from adv_core import attacks, theory
+from adv_core.attacks.exact import Exact
 from adv_core.config import Cell
 from adv_core.config.attacks import ExactAttack
 from adv_core.config.data import GaussianData
@@ -60,10 +62,10 @@ class ClosedForms:
         if norm not in self._exact:
             eps = self.epsilons(norm)
             model = self.ens if self.member == ENSEMBLE_MEMBER else self.ens.member(self.member)
-            exact = attacks.build(ExactAttack(norm=norm, eps=eps))  # type: ignore[arg-type]
-            res = exact(model, self.x, self.y, eps, bounds=self.bundle.bounds)
-            n_rob = [int((~s).sum()) for s in res.success]
-            self._exact[norm] = dict(zip(res.epsilons, n_rob, strict=True))
+            exact = cast(Exact, attacks.build(ExactAttack(norm=norm, eps=eps)))  # type: ignore[arg-type]
+            # the closed form's counts only: no adversarial points are built for them
+            robust = exact.robust_at(model, self.x, self.y, eps, self.bundle.bounds)
+            self._exact[norm] = {e: int(r.sum()) for e, r in zip(eps, robust, strict=True)}
         return self._exact[norm]
 
     def theory(self, norm: str) -> Theory:

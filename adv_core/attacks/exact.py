@@ -95,14 +95,39 @@ class Exact(Attack):
     ) -> AttackResult:
         self._check(bounds)
         result = self.cascade(model, x, y, eps_list, bounds, generator, batch_size)
-        w, b = linear_weights_of(model)
-        v, m = pair_terms(w, b, x, y)
-        for k, eps in enumerate(result.epsilons):
-            e = torch.full((len(y),), eps, dtype=torch.float64, device=x.device)
-            robust = (m - self.reductions(v, x, e, bounds) > 0).all(dim=1)
+        v, m = pair_terms(*linear_weights_of(model), x, y)
+        for k, robust in enumerate(self._robust(v, m, x, result.epsilons, bounds)):
             result.success[k] = ~robust  # the closed form decides, not float rounding of x_adv
         result.distances = self.distances(v, m, x, bounds).to(x.dtype)
         return result
+
+    def robust_at(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        eps_list: tuple[float, ...],
+        bounds: Bounds,
+    ) -> list[torch.Tensor]:
+        """Per eps, (N,) which examples the closed form leaves robust: what ``solve`` records,
+        without building the adversarial points (the cell's exact reference counts)."""
+        self._check(bounds)
+        v, m = pair_terms(*linear_weights_of(model), x, y)
+        return self._robust(v, m, x, eps_list, bounds)
+
+    def _robust(
+        self,
+        v: torch.Tensor,
+        m: torch.Tensor,
+        x: torch.Tensor,
+        eps_list: tuple[float, ...],
+        bounds: Bounds,
+    ) -> list[torch.Tensor]:
+        out = []
+        for eps in eps_list:
+            e = torch.full((len(x),), eps, dtype=torch.float64, device=x.device)
+            out.append((m - self.reductions(v, x, e, bounds) > 0).all(dim=1))
+        return out
 
     def distances(
         self, v: torch.Tensor, m: torch.Tensor, x: torch.Tensor, bounds: Bounds

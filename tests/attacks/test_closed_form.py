@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from adv_core import attacks
+from adv_core.attacks.exact import Exact
 from adv_core.checks import tie_tolerance
 from adv_core.config import attacks as ac
 from adv_core.norms import get_norm
@@ -138,3 +139,18 @@ def test_cw_distances_bound_the_exact_ones_from_above() -> None:
     assert int(ok.sum()) > 0.8 * int((ex.distances > 0).sum())
     ratio = cw.distances[ok] / ex.distances[ok]
     assert float(ratio.min()) >= 1 - 1e-3 and float(ratio.median()) <= 1.05
+
+
+@pytest.mark.parametrize("box", sorted(BOXES))
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_exact_robust_at_counts_what_the_full_exact_attack_records(norm: str, box: str) -> None:
+    """``Exact.robust_at`` (the cell's exact reference counts, no adversarial points built)
+    gives, eps by eps, the robust set the exact attack's own run records."""
+    model, x, y = linear_problem(3)
+    cfg = ac.ExactAttack(norm=norm, eps=EPS[norm])  # type: ignore[arg-type]
+    n_rob, res = robust_counts(cfg, model, x, y, BOXES[box])
+    exact = attacks.build(cfg)
+    assert isinstance(exact, Exact)
+    robust = exact.robust_at(model, x, y, EPS[norm], BOXES[box])
+    assert [r.tolist() for r in robust] == [(~s).tolist() for s in res.success]
+    assert [int(r.sum()) for r in robust] == n_rob.tolist() and n_rob[0] > n_rob[-1]
