@@ -81,9 +81,6 @@ class RayCellRunner:
     def info(self) -> dict[str, Any]:
         return self.runner.info()
 
-    def run(self, cell: Cell, attempt: int = 1) -> Outcome:
-        return self.runner.run(cell, attempt)
-
     @ray.method(num_returns="streaming")
     def run_batch(self, cells: list[tuple[Cell, int]]) -> Iterator[Outcome]:
         """Each (cell, attempt) in order, one Outcome yielded as each cell ends."""
@@ -171,6 +168,8 @@ class RayBackend:
         self.replaced = 0  # actors killed and replaced after staying unreachable
         self.calls_made = 0  # run_batch calls sent (cells per call = cells / calls_made)
         self.previously_failed: set[str] = set()  # stored rows that are an earlier failure
+        self.process: dict[int, str] = {}  # actor index -> "node:pid" of its live process
+        self.gone: dict[int, str | None] = {}  # actor index -> the process it lost or killed
         for _ in range(n_workers):
             self._add_actor()
 
@@ -235,8 +234,7 @@ class RayBackend:
         self.backoff.pop(i, None)
         for ref in [r for r, (j, _) in self.reviving.items() if j == i]:
             del self.reviving[ref]
-        self.reports += self._settle_held(i, [], running_known=True, error="worker retired")
-        del self.queues[i], self.staged[i], self.calls[i]
+        del self.queues[i], self.staged[i], self.calls[i]  # retired only when holding none
 
     def submit(self, cell: Cell, attempt: int) -> Any:
         """Stage the cell on the live actor with the most room; ``wait`` sends the batch."""
@@ -250,13 +248,16 @@ class RayBackend:
         return slot
 
     def _flush(self) -> None:
-        """One ``run_batch`` call per actor with staged cells."""
+        """Send each actor's staged cells: the fewest ``run_batch`` calls of at most
+        ``MAX_BATCH`` cells, evenly split (a top-up to two batches sends two calls)."""
         for i, slots in self.staged.items():
-            if slots:
-                gen = self.handles[i].run_batch.remote([(s.cell, s.attempt) for s in slots])
-                self.calls[i].append(_Call(gen, deque(slots)))
+            calls = math.ceil(len(slots) / MAX_BATCH)
+            for k in range(calls):
+                part = slots[k * len(slots) // calls : (k + 1) * len(slots) // calls]
+                gen = self.handles[i].run_batch.remote([(s.cell, s.attempt) for s in part])
+                self.calls[i].append(_Call(gen, deque(part)))
                 self.calls_made += 1
-                self.staged[i] = []
+            self.staged[i] = []
 
     def started_at(self, handle: Any) -> float | None:
         return self.started.get(handle)
@@ -333,6 +334,7 @@ class RayBackend:
         """Actor ``i`` died (or was killed): settle what it held; ping until it is back."""
         out = self._settle_held(i, head, running_known=running_known, error=error)
         self.live.discard(i)
+        self.gone[i] = self.process.get(i)  # a ping this process still answers does not count
         self._revive(i, time.monotonic())
         return out
 
@@ -373,11 +375,15 @@ class RayBackend:
     def _revived(self, ref: Any) -> None:
         i, since = self.reviving.pop(ref)
         try:
-            ray.get(ref)
+            name = ray.get(ref)["name"]
         except RayError as exc:  # not restarted yet: ask again shortly
             _check_start(exc)
             self.backoff[i] = (time.monotonic() + PING_BACKOFF_S, since)
             return
+        if name == self.gone.get(i):  # the killed process answered before it went: not back
+            self.backoff[i] = (time.monotonic() + PING_BACKOFF_S, since)
+            return
+        self.process[i] = name
         self.live.add(i)
         self.answered.add(i)
 

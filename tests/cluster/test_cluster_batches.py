@@ -34,15 +34,17 @@ pytestmark = pytest.mark.slow
 
 
 class Recording(pool.RayBackend):
-    """The real backend, keeping the cell hashes of every batch it sends, in order."""
+    """The real backend, keeping the cell hashes of every call (batch) it sends, in order."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.sent: list[list[str]] = []
         super().__init__(*args, **kwargs)
 
     def _flush(self) -> None:
-        self.sent += [[s.cell.cell_hash for s in slots] for slots in self.staged.values() if slots]
+        before = {i: len(calls) for i, calls in self.calls.items()}
         super()._flush()
+        for i, calls in self.calls.items():  # the calls this flush sent, in order
+            self.sent += [[s.cell.cell_hash for s in c.slots] for c in list(calls)[before[i] :]]
 
 
 @pytest.fixture
