@@ -23,8 +23,9 @@ from adv_core.attacks.counting import Affine, Counted, affine_of, count_passes
 from adv_core.norms import Norm, get_norm
 
 Model = Callable[[torch.Tensor], torch.Tensor]
-Rows = torch.Tensor | slice  # the rows a worst-case run attacks: indices, or all of them
 """(B, *D) -> (B, C) logits."""
+
+Rows = torch.Tensor | slice  # the rows a worst-case run attacks: indices, or all of them
 
 Bounds = tuple[float, float] | None
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -263,8 +263,8 @@ class Square(Attack):
         drawn at once and the first that changes x is used (the last if none does: the same
         distribution as redrawing one at a time). Whether one changes x is read off integral
         images of the entries that x0 +- eps would change, so only the chosen proposal is built
-        and nothing waits on the host. ``box`` (``Norm.ball_box`` as images) and ``moves`` (``_integral``) may
-        come from the caller, which keeps them across queries."""
+        and nothing waits on the host. ``box`` (``Norm.ball_box`` as images) and ``moves``
+        (``_integral``) may come from the caller, which keeps them across queries."""
         img0, img = as_image(x0), as_image(x)
         n, c, h, w = img0.shape
         dev, k = x0.device, 1 + _RESAMPLE

@@ -136,7 +136,8 @@ def file_mtime(results: Path, spec: SweepSpec, run_id: str, cell_hash: str) -> f
 
 def cell_runner_pids(running: bool = False) -> list[int]:
     """Ray worker processes hosting CellRunner actors of this test session's cluster(s); with
-    ``running``, only those executing a cell right now (Ray titles them ``...RayCellRunner.run``)."""
+    ``running``, only those executing cells right now (Ray titles them
+    ``...RayCellRunner.run_batch``)."""
     out = []
     for p in psutil.Process(os.getpid()).children(recursive=True):
         try:

@@ -91,7 +91,7 @@ class Faults:
                 if self.cells == int(prefix) and _claim(arg):
                     if kind == "exitnth":
                         os._exit(17)
-                    time.sleep(3600)
+                    time.sleep(3600)  # the injected fault itself: a cell that hangs
                 continue
             if kind != "gate" and not cell.cell_hash.startswith(prefix):
                 continue
