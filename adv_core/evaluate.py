@@ -2,7 +2,10 @@
 
 1. ``targets``: the whole ensemble (member -1) and, when there are several, each member.
 2. ``CleanFacts`` per target: clean correctness, prediction, margin and the target's flags.
-3. ``AttackRun`` per (target, attack): the attack's result and its sanity flags.
+3. ``AttackRun`` per (target, attack): the attack's result and its sanity flags. Attacks
+   that can (``Attack.routes_rows``) attack every target in one call on small problems
+   (``batched_targets``): one batch of T x N rows, each row scored by its own target
+   (``models.Targets``), split back into one result per target.
 4. ``ClosedForms`` per linear target: the exact attack's robust counts and the theory columns,
    each computed once per norm over every eps of the cell, reused by the ``closed_form`` flag
    and by the rows.
@@ -31,7 +34,7 @@ from adv_core.config import AttackConfig, Cell
 from adv_core.data.base import DataBundle
 from adv_core.diagnostics import attack_diagnostics
 from adv_core.examples import Broken, CleanFacts, ExampleColumns
-from adv_core.models import Ensemble
+from adv_core.models import Ensemble, Targets, target_route
 from adv_core.results import ENSEMBLE_MEMBER, MetricsRow
 from adv_core.rng import derive_seed, generator, seed_global
 
@@ -79,6 +82,14 @@ class BuiltAttack:
 
 
 @dataclass(frozen=True)
+class Attacked:
+    """An attack's result on one target and its loss trace (``attacks.trace``)."""
+
+    result: attacks.AttackResult
+    trace: list[float]
+
+
+@dataclass(frozen=True)
 class AttackRun:
     """One attack on one target: its result and flags (n_robust per eps, sorted eps)."""
 
@@ -106,10 +117,16 @@ def evaluate(
     built = build_attacks(cell, ens, device)
     rows: list[MetricsRow] = []
     examples = ExampleColumns()
-    for target in targets(ens):
+    tgts = targets(ens)
+    batched = {b.index: attack_targets(s, tgts, b) for b in built if batched_targets(s, b, tgts)}
+    for target in tgts:
         clean = clean_facts(s, target)
         forms = ClosedForms(cell, ens, bundle, s.x, s.y, target.member) if s.linear else None
-        runs = with_black_box_flags([run_attack(s, target, clean, b, forms) for b in built], s.n)
+        runs = [
+            run_attack(s, target, clean, b, forms, batched.get(b.index, {}).get(target.member))
+            for b in built
+        ]
+        runs = with_black_box_flags(runs, s.n)
         for run in runs:
             cfg, res = run.built.cfg, run.result
             rows += attack_rows(target, clean, run, _theory(forms, cfg.norm), s.n)
@@ -177,18 +194,77 @@ def clean_facts(s: Setting, target: Target) -> CleanFacts:
     return CleanFacts(correct, logits.argmax(dim=1), -margin_loss(logits, y), flags)
 
 
+BATCH_TARGETS_MAX = 1 << 26
+"""Multiply-adds of one forward pass of a ``Targets`` batch (every member on T x N rows) up to
+which a cell attacks its targets in one call: below it the per-call costs that one call pays
+once outweigh running every member on the members' rows (BENCHMARKS.md, batched targets)."""
+
+
+def batched_targets(s: Setting, b: BuiltAttack, tgts: Sequence[Target]) -> bool:
+    """Attack every target in one call: the attack selects its model with its rows, the model
+    is deterministic (a randomized one would draw its noise for all targets at once), and one
+    forward pass of every member on T x N rows is small (``BATCH_TARGETS_MAX``)."""
+    if len(tgts) < 2 or not b.attack.routes_rows or s.ens.randomized:
+        return False
+    weights = sum(p.numel() for p in s.ens.members.parameters())  # every member's
+    return len(tgts) * s.n * weights <= BATCH_TARGETS_MAX
+
+
+def attack_targets(s: Setting, tgts: Sequence[Target], b: BuiltAttack) -> dict[int, Attacked]:
+    """{member: its result} from one call on a ``Targets`` batch (block t of N rows routed to
+    target t), seeded from (cell, attack, "targets"); passes counted per target."""
+    device, n, k = s.x.device, s.n, len(tgts)
+    model = Targets(s.ens, target_route(s.ens.n_members, n, device))
+    gen = generator("attack", s.cell.hash_part(), b.index, "targets")
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        seed_global(derive_seed("attack-rng", s.cell.hash_part(), b.index, "targets"))
+        with recording() as rec:
+            x, y = s.x.repeat(k, *([1] * (s.x.dim() - 1))), s.y.repeat(k)
+            res = b.attack(model, x, y, b.cfg.eps, bounds=s.bundle.bounds, generator=gen)
+    out = {}
+    for i, t in enumerate(tgts):
+        part = _rows_of(res, slice(i * n, (i + 1) * n))
+        part.n_forward, part.n_backward = model.tally.forward[i], model.tally.backward[i]
+        out[t.member] = Attacked(part, rec.trace(t.member))
+    return out
+
+
+def _rows_of(res: AttackResult, sl: slice) -> AttackResult:
+    """One target's rows of a ``Targets`` batch's result (pass counts set by the caller)."""
+    return AttackResult(
+        res.epsilons,
+        [xa[sl] for xa in res.x_adv],
+        res.success[:, sl],
+        None if res.distances is None else res.distances[sl],
+        {k: v[sl] if isinstance(v, torch.Tensor) else v for k, v in res.info.items()},
+        flags=list(res.flags),
+        broken_by=None if res.broken_by is None else res.broken_by[sl],
+    )
+
+
 def run_attack(
-    s: Setting, target: Target, clean: CleanFacts, b: BuiltAttack, forms: ClosedForms | None
+    s: Setting,
+    target: Target,
+    clean: CleanFacts,
+    b: BuiltAttack,
+    forms: ClosedForms | None,
+    done: Attacked | None = None,
 ) -> AttackRun:
-    """One attack on one target, its randomness seeded from (cell, attack, target)."""
+    """One attack on one target, its randomness seeded from (cell, attack, target); ``done``:
+    its result from a call on every target at once (``attack_targets``)."""
     device = s.x.device
     gen = generator("attack", s.cell.hash_part(), b.index, target.member)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         seed_global(derive_seed("attack-rng", s.cell.hash_part(), b.index, target.member))
-        with recording() as rec:
-            res = b.attack(target.model, s.x, s.y, b.cfg.eps, bounds=s.bundle.bounds, generator=gen)
+        if done is None:
+            with recording() as rec:
+                res = b.attack(
+                    target.model, s.x, s.y, b.cfg.eps, bounds=s.bundle.bounds, generator=gen
+                )
+            done = Attacked(res, rec.trace())
+        res = done.result
         diag = attack_diagnostics(
-            b.attack, b.cfg.norm, target.model, s.x, s.y, res, s.bundle.bounds, rec.trace(), gen
+            b.attack, b.cfg.norm, target.model, s.x, s.y, res, s.bundle.bounds, done.trace, gen
         )
     n_rob = _n_robust(res.success)
     flags = clean.flags + res.flags + diag + checks.monotone(n_rob)

@@ -305,6 +305,68 @@ class MemberView(nn.Module):
         return member_affine(self._ens[0], self.index)
 
 
+class TargetTally:
+    """Per-example passes of a ``Targets`` model, per target (index member + 1)."""
+
+    def __init__(self, n_targets: int) -> None:
+        self.forward = [0] * n_targets
+        self.backward = [0] * n_targets
+
+
+class Targets:
+    """The whole ensemble and each of its members as one model over stacked rows (issue 17
+    item 7): row j is scored by target ``route[j]`` (-1: the ensemble's mean logits, i:
+    member i's logits), so one attack call attacks every target at once and pays each
+    per-call cost once, not once per target.
+
+    Every member runs on every row (one vectorised call, as the ensemble's own forward), and
+    each row keeps its target's logits; gradients reach a row only through them. Attacks
+    select the route with their rows (``adv_core.attacks.counting.rows``). Passes are counted
+    per target in ``tally``."""
+
+    def __init__(
+        self, ens: Ensemble, route: torch.Tensor, tally: TargetTally | None = None
+    ) -> None:
+        self.ens = ens
+        self.route = route
+        self.tally = tally if tally is not None else TargetTally(ens.n_members + 1)
+        self._member = route.clamp(min=0)[None, :, None]  # (1, B, 1): gather index
+        self._whole = (route < 0)[:, None]  # (B, 1)
+        self._per_target = torch.bincount(route + 1, minlength=len(self.tally.forward)).tolist()
+
+    @property
+    def randomized(self) -> bool:
+        return self.ens.randomized
+
+    @property
+    def n_targets(self) -> int:
+        return len(self.tally.forward)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if len(x) != len(self.route):
+            raise ValueError(f"{len(x)} rows for a route of {len(self.route)}")
+        ml = self.ens.member_logits(x)  # (E, B, C)
+        own = ml.gather(0, self._member.expand(1, -1, ml.shape[2]))[0]
+        out = torch.where(self._whole, ml.mean(dim=0), own)
+        _add(self.tally.forward, self._per_target)
+        if out.requires_grad:
+            out.register_hook(lambda g: _add(self.tally.backward, self._per_target))
+        return out
+
+    def select_rows(self, idx: torch.Tensor | slice) -> Targets:
+        return Targets(self.ens, self.route[idx], self.tally)
+
+
+def _add(total: list[int], part: list[int]) -> None:
+    for i, v in enumerate(part):
+        total[i] += v
+
+
+def target_route(n_members: int, n: int, device: torch.device) -> torch.Tensor:
+    """(T * n,): block t of n rows routed to target t - 1 (-1: the whole ensemble)."""
+    return torch.arange(-1, n_members, device=device).repeat_interleave(n)
+
+
 def member_affine(ens: Ensemble, index: int) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Member ``index``'s (W (C, D), b (C,)), detached, on its device, when the member is
     ``_linear``'s Flatten + Linear and the ensemble has no preprocessing; else None."""

@@ -26,6 +26,7 @@ from adv_core.attacks.base import (
     dlr_scale,
     loss_grad,
 )
+from adv_core.attacks.counting import route_of, rows
 from adv_core.attacks.gradient import eot_gradient
 from adv_core.attacks.trace import active as tracing
 from adv_core.attacks.trace import note as note_trace
@@ -63,6 +64,7 @@ class Apgd(Attack):
     def __init__(self, cfg: ApgdAttack) -> None:
         super().__init__(cfg)
         self.eot = cfg.eot_samples > 1
+        self.routes_rows = not self.eot  # EOT gradients repeat rows without their model
 
     def gradient(
         self,
@@ -104,7 +106,7 @@ class Apgd(Attack):
         return self.worst_case(
             model, x, y, len(runs),
             lambda r, idx: self._run(
-                model, x[idx], y[idx], eps[idx], bounds, generator, runs[r](idx)
+                rows(model, idx), x[idx], y[idx], eps[idx], bounds, generator, runs[r](idx)
             ),
         )  # fmt: skip
 
@@ -155,5 +157,5 @@ class Apgd(Attack):
             x_prev[cut] = x[cut]
             if bool(found.all()):  # one sync per phase: stop once every example is broken
                 break
-        note_trace(hist, ~found)
+        note_trace(hist, ~found, route_of(model))
         return torch.where(bcast(found, x), x_adv, x_best)

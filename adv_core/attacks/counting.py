@@ -19,10 +19,14 @@ Model = Callable[[torch.Tensor], torch.Tensor]
 
 
 class Counted:
-    """A model that counts its per-example forward and backward passes."""
+    """A model that counts its per-example forward and backward passes.
 
-    def __init__(self, model: Model) -> None:
+    ``parent``: a view of another counter's model for some of its rows (``rows``); its passes
+    count on the root counter, so the attack call's totals include every view's."""
+
+    def __init__(self, model: Model, parent: Counted | None = None) -> None:
         self.inner = model
+        self.root: Counted = self if parent is None else parent.root
         self.n_forward = 0
         self.n_backward = 0
         self.affine: Affine | None | bool = False  # False: not looked up yet
@@ -30,16 +34,17 @@ class Counted:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         out = self.inner(x)
         b = int(x.shape[0])
-        self.n_forward += b
+        root = self.root
+        root.n_forward += b
         if out.requires_grad:
-            out.register_hook(lambda g: self._backward(b))
+            out.register_hook(lambda g: root._backward(b))
         return out
 
     def _backward(self, b: int) -> None:
         self.n_backward += b
 
     def __getattr__(self, name: str) -> Any:
-        if name == "inner":  # not set yet (copying): no recursion
+        if name in ("inner", "root"):  # not set yet (copying): no recursion
             raise AttributeError(name)
         return getattr(self.inner, name)
 
@@ -67,8 +72,8 @@ def count_passes(model: Model, n: int) -> None:
     """Count ``n`` forward and ``n`` backward passes on every counting wrapper of ``model``
     (for a gradient taken in closed form, without calling the model)."""
     while isinstance(model, Counted):
-        model.n_forward += n
-        model.n_backward += n
+        model.root.n_forward += n
+        model.root.n_backward += n
         model = model.inner
 
 
@@ -77,3 +82,31 @@ def unwrap(model: Model) -> Model:
     while isinstance(model, Counted):
         model = model.inner
     return model
+
+
+def rows(model: Model, idx: torch.Tensor | slice) -> Model:
+    """The model for rows ``idx`` of the batch it is being attacked on.
+
+    That is the model itself, unless it scores each row with its own target (a model with
+    ``select_rows``, ``adv_core.models.Targets``: an ensemble and its members attacked as one
+    batch, issue 17 item 7): then the rows' targets are selected with the rows, under the
+    same counting wrappers. Attacks whose class says ``routes_rows`` call this wherever they
+    hand a model a selection, a repeat or a reordering of their rows."""
+    if isinstance(idx, slice) and idx == slice(None):
+        return model
+    if isinstance(model, Counted):
+        inner = rows(model.inner, idx)
+        return model if inner is model.inner else Counted(inner, parent=model)
+    select = getattr(model, "select_rows", None)
+    return model if select is None else select(idx)
+
+
+def route_of(model: Model) -> torch.Tensor | None:
+    """(B,) the target of each row when the model routes rows (``rows``), else None."""
+    route = getattr(unwrap(model), "route", None)
+    return route if isinstance(route, torch.Tensor) else None
+
+
+def n_targets(model: Model) -> int:
+    """How many targets the model's rows are routed to (1: a plain model)."""
+    return int(getattr(unwrap(model), "n_targets", 1))

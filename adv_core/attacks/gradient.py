@@ -16,7 +16,7 @@ from adv_core.attacks.base import (
     clip_box,
     loss_grad,
 )
-from adv_core.attacks.counting import unwrap
+from adv_core.attacks.counting import route_of, rows, unwrap
 from adv_core.attacks.trace import active as tracing
 from adv_core.attacks.trace import note as note_trace
 from adv_core.config.attacks import BpdaAttack, EotPgdAttack, FgsmAttack, PgdAttack
@@ -30,6 +30,7 @@ class Fgsm(Attack):
     """
 
     cfg: FgsmAttack
+    routes_rows = True
 
     def perturb(
         self,
@@ -55,6 +56,7 @@ class _Working:
     """The examples a PGD run still steps: their rows in the run's batch and their state."""
 
     rows: torch.Tensor  # (A,) indices into the run's batch
+    model: Model  # the run's model for these rows (``counting.rows``)
     x: torch.Tensor  # (A, *D) current iterate
     x0: torch.Tensor  # (A, *D)
     y: torch.Tensor  # (A,)
@@ -64,8 +66,8 @@ class _Working:
 
     def keep(self, k: torch.Tensor) -> _Working:
         box = None if self.box is None else (self.box[0][k], self.box[1][k])
-        kept = (self.rows[k], self.x[k], self.x0[k], self.y[k], self.eps[k], self.step[k])
-        return _Working(*kept, box)
+        kept = (self.x[k], self.x0[k], self.y[k], self.eps[k], self.step[k])
+        return _Working(self.rows[k], rows(self.model, k), *kept, box)
 
 
 def pgd_run(
@@ -96,13 +98,13 @@ def pgd_run(
         x = clip_box(x0 + attack.norm.random_init(x0.shape, eps, generator, x0.device), bounds)
     n = len(y)
     box = attack.feasible_box(x0, eps, bounds)
-    w = _Working(torch.arange(n, device=x0.device), x, x0, y, eps, rel_step * eps, box)
+    w = _Working(torch.arange(n, device=x0.device), model, x, x0, y, eps, rel_step * eps, box)
     out = torch.empty_like(x)  # each row is written when it is fooled or at the end
     every = 1 if x0.numel() >= LARGE else CHECK_EVERY
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []  # (iterate, logits) since the last look
     hist: list[torch.Tensor] | None = [] if tracing() else None  # per-step losses
     for t in range(steps):
-        g, logits = attack.gradient(model, w.x, w.y, loss, generator)
+        g, logits = attack.gradient(w.model, w.x, w.y, loss, generator)
         seen.append((w.x, logits))
         if (t + 1) % every == 0 or t + 1 == steps:
             w, g = _look(attack, w, g, seen, out, hist, loss, n)
@@ -113,7 +115,7 @@ def pgd_run(
     out[w.rows] = w.x
     if hist is not None:
         survivors = torch.zeros(n, dtype=torch.bool, device=x0.device)
-        note_trace(hist, survivors.index_fill(0, w.rows, True))
+        note_trace(hist, survivors.index_fill(0, w.rows, True), route_of(model))
     return out
 
 
@@ -182,6 +184,7 @@ class Pgd(Attack):
     # every iterate is projected (one clamp against ``feasible_box``, or ``project``), and the
     # random start is a point of the ball clipped to the box, which stays in the ball
     feasible_candidates = True
+    routes_rows = True
 
     def perturb(
         self,
@@ -195,7 +198,7 @@ class Pgd(Attack):
         return self.worst_case(
             model, x, y, self.cfg.restarts,
             lambda r, idx: pgd_run(
-                self, model, x[idx], y[idx], eps[idx], bounds, generator,
+                self, rows(model, idx), x[idx], y[idx], eps[idx], bounds, generator,
                 steps=self.cfg.steps, rel_step=self.cfg.rel_step, loss=self.cfg.loss,
                 random_start=self.cfg.random_start or r > 0,
             ),
@@ -209,6 +212,7 @@ class EotPgd(Pgd):
 
     cfg: EotPgdAttack
     eot = True
+    routes_rows = False  # its gradients repeat rows without their model
 
     def gradient(
         self,
@@ -245,6 +249,7 @@ class Bpda(Pgd):
     gradients as the identity (Athalye et al.'s BPDA), the forward pass stays the real one."""
 
     cfg: BpdaAttack
+    routes_rows = False  # it needs the model's module itself
 
     def gradient(
         self,
