@@ -68,7 +68,9 @@ DETERMINISTIC = [
 ]
 
 
-@pytest.mark.parametrize("model", [MlpModel(width=16, depth=1), LinearModel()], ids=lambda m: m.name)
+@pytest.mark.parametrize(
+    "model", [MlpModel(width=16, depth=1), LinearModel()], ids=lambda m: m.name
+)
 @pytest.mark.parametrize("cfg", DETERMINISTIC, ids=lambda c: f"{c.name}-{c.norm}")
 def test_each_target_gets_exactly_its_own_attack(cfg: AttackConfig, model: ModelConfig) -> None:
     ens, x, y = _problem(model)
