@@ -316,13 +316,16 @@ class TargetTally:
 class Targets:
     """The whole ensemble and each of its members as one model over stacked rows (issue 17
     item 7): row j is scored by target ``route[j]`` (-1: the ensemble's mean logits, i:
-    member i's logits), so one attack call attacks every target at once and pays each
-    per-call cost once, not once per target.
+    member i's logits), so one attack call attacks every target at once and pays the attack's
+    own per-step work once, not once per target.
 
-    Every member runs on every row (one vectorised call, as the ensemble's own forward), and
-    each row keeps its target's logits; gradients reach a row only through them. Attacks
-    select the route with their rows (``adv_core.attacks.counting.rows``). Passes are counted
-    per target in ``tally``."""
+    Member e runs once per call, on the ensemble's rows and its own rows together
+    (``forward_member``: the computation ``MemberView`` does alone, no padding, no batched
+    matmul, which is slow on CPU); the ensemble's rows average the members' logits as
+    ``Ensemble.forward`` does. Rows are gathered with ``index_select``, whose backward is an
+    ``index_add`` (advanced indexing's accumulating backward is far slower on CPU). Attacks
+    select the route with their rows (``adv_core.attacks.counting.rows``); a selection builds
+    the row indices once. Passes are counted per target in ``tally``."""
 
     def __init__(
         self, ens: Ensemble, route: torch.Tensor, tally: TargetTally | None = None
@@ -330,24 +333,24 @@ class Targets:
         self.ens = ens
         self.route = route
         self.tally = tally if tally is not None else TargetTally(ens.n_members + 1)
-        self._member = route.clamp(min=0)[None, :, None]  # (1, B, 1): gather index
-        self._whole = (route < 0)[:, None]  # (B, 1)
         self._per_target = torch.bincount(route + 1, minlength=len(self.tally.forward)).tolist()
+        self._gather, self._place, self._n_whole = _routing(route, ens.n_members)
 
     @property
     def randomized(self) -> bool:
         return self.ens.randomized
 
-    @property
-    def n_targets(self) -> int:
-        return len(self.tally.forward)
-
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if len(x) != len(self.route):
             raise ValueError(f"{len(x)} rows for a route of {len(self.route)}")
-        ml = self.ens.member_logits(x)  # (E, B, C)
-        own = ml.gather(0, self._member.expand(1, -1, ml.shape[2]))[0]
-        out = torch.where(self._whole, ml.mean(dim=0), own)
+        ens, w = self.ens, self._n_whole
+        pre = ens.preprocess(x)
+        z = [
+            ens.members.forward_member(pre.index_select(0, g), e)
+            for e, g in enumerate(self._gather)
+        ]  # member e: (W + its own rows, C)
+        whole = torch.stack([ze[:w] for ze in z]).mean(dim=0)  # (W, C): the ensemble's rows
+        out = torch.cat([whole] + [ze[w:] for ze in z]).index_select(0, self._place)  # (B, C)
         _add(self.tally.forward, self._per_target)
         if out.requires_grad:
             out.register_hook(lambda g: _add(self.tally.backward, self._per_target))
@@ -355,6 +358,22 @@ class Targets:
 
     def select_rows(self, idx: torch.Tensor | slice) -> Targets:
         return Targets(self.ens, self.route[idx], self.tally)
+
+
+def _routing(route: torch.Tensor, n_members: int) -> tuple[list[torch.Tensor], torch.Tensor, int]:
+    """(gather: per member e the rows it runs on, the W ensemble rows first, then its own;
+    place (B,): each row's position in [ensemble logits (W); member 0's own rows; member 1's
+    ...]; W)."""
+    dev = route.device
+    whole = (route < 0).nonzero()[:, 0]
+    own = [(route == e).nonzero()[:, 0] for e in range(n_members)]
+    place = torch.empty(len(route), dtype=torch.long, device=dev)
+    place[whole] = torch.arange(len(whole), device=dev)
+    start = len(whole)
+    for o in own:
+        place[o] = start + torch.arange(len(o), device=dev)
+        start += len(o)
+    return [torch.cat([whole, o]) for o in own], place, len(whole)
 
 
 def _add(total: list[int], part: list[int]) -> None:

@@ -105,8 +105,3 @@ def route_of(model: Model) -> torch.Tensor | None:
     """(B,) the target of each row when the model routes rows (``rows``), else None."""
     route = getattr(unwrap(model), "route", None)
     return route if isinstance(route, torch.Tensor) else None
-
-
-def n_targets(model: Model) -> int:
-    """How many targets the model's rows are routed to (1: a plain model)."""
-    return int(getattr(unwrap(model), "n_targets", 1))

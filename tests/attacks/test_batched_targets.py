@@ -25,6 +25,7 @@ from adv_core.config.attacks import (
 from adv_core.config.data import DigitsData
 from adv_core.config.models import LinearModel, MlpModel, ModelConfig
 from adv_core.data import load
+from adv_core.defenses import GaussianNoise
 from adv_core.models import Ensemble, Targets, new_ensemble, target_route
 from adv_core.run import run_cell
 
@@ -149,7 +150,7 @@ def test_a_cell_gives_the_same_rows_batched_or_not(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(evaluate, "attack_targets", spy)
     batched = run_cell(cell)
     assert calls == ["fgsm", "pgd"]
-    monkeypatch.setattr(evaluate, "BATCH_TARGETS_MAX", 0)
+    monkeypatch.setattr(evaluate, "BATCH_TARGETS_MAX", 0)  # the gate closed
     alone = run_cell(cell)
     assert calls == ["fgsm", "pgd"], "no batched call with the gate closed"
     fields = ("n_robust", "n_clean_correct", "n_forward", "n_backward", "flags", "robust_acc_lo")
@@ -161,15 +162,21 @@ def test_a_cell_gives_the_same_rows_batched_or_not(monkeypatch: pytest.MonkeyPat
 
 
 def test_the_gate() -> None:
-    """Batched only for attacks that route rows, deterministic models and small forwards."""
-    small = _cell({"name": "linear"}, CELL_ATTACKS)
-    ens = new_ensemble(small.model, (1, 8, 8), 10, 3, 0)
+    """Batched only for attacks that route rows, deterministic models, and batches (targets x
+    positive eps x points) within the one-pass budget."""
+    cell = _cell({"name": "linear"}, CELL_ATTACKS)
+    ens = new_ensemble(cell.model, (1, 8, 8), 10, 3, 0)
     bundle = load(DigitsData(), 150, 80, 0)
-    s = evaluate.Setting(small, ens, bundle, bundle.x_test, bundle.y_test)
-    built = evaluate.build_attacks(small, ens, torch.device("cpu"))
+    s = evaluate.Setting(cell, ens, bundle, bundle.x_test, bundle.y_test)
+    built = evaluate.build_attacks(cell, ens, torch.device("cpu"))
     tgts = evaluate.targets(ens)
     assert [evaluate.batched_targets(s, b, tgts) for b in built] == [True, True, False]
     assert not evaluate.batched_targets(s, built[0], tgts[:1])  # one target: nothing to batch
-    big = new_ensemble(MlpModel(width=512, depth=3), (1, 8, 8), 10, 3, 0)
-    s_big = evaluate.Setting(small, big, bundle, bundle.x_test, bundle.y_test)
-    assert not evaluate.batched_targets(s_big, built[0], evaluate.targets(big))
+    # 4 targets x 2 positive eps x 560 points x 64 inputs > 2^18
+    x, y = bundle.x_test.repeat(7, 1, 1, 1), bundle.y_test.repeat(7)
+    assert not evaluate.batched_targets(evaluate.Setting(cell, ens, bundle, x, y), built[0], tgts)
+    x, y = bundle.x_test.repeat(6, 1, 1, 1), bundle.y_test.repeat(6)  # 480 points: within
+    assert evaluate.batched_targets(evaluate.Setting(cell, ens, bundle, x, y), built[0], tgts)
+    noisy = new_ensemble(cell.model, (1, 8, 8), 10, 3, 0, GaussianNoise(0.1))
+    s_noisy = evaluate.Setting(cell, noisy, bundle, bundle.x_test, bundle.y_test)
+    assert not evaluate.batched_targets(s_noisy, built[0], evaluate.targets(noisy))
