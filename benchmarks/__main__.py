@@ -82,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     import torch
 
+    from cluster.allocator import tune_allocator
+
     torch.set_num_threads(args.threads)
+    tune_allocator()  # as every sweep worker does (cluster.worker.CellRunner): both sides gain
     scale = QUICK if args.quick else FULL
     if args.scale_cells:
         scale = dataclasses.replace(scale, scale_cells=args.scale_cells)

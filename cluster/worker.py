@@ -25,6 +25,7 @@ from adv_core.data.base import DataBundle
 from adv_core.models import ensemble_from_bytes, ensemble_to_bytes
 from adv_core.results import Status
 from adv_core.run import error_text, load_data, run_cell
+from cluster.allocator import tune_allocator
 from cluster.outcome import HOOK_ENV, Outcome
 from cluster.sink import ResultSink
 
@@ -77,7 +78,8 @@ def warm_up() -> None:
 
 
 class CellRunner:
-    """A long-lived worker: one device, torch threads = its CPU share, a dataset cache.
+    """A long-lived worker: one device, torch threads = its CPU share, a dataset cache, the C
+    allocator tuned to reuse large temporaries (``cluster.allocator``).
 
     ``hook`` is a plug-in (``load_hook``); by default it is read from ``SWEEPS_WORKER_HOOK``
     in this process. Ray actors get the driver's value passed in.
@@ -93,6 +95,7 @@ class CellRunner:
         node: str | None = None,
     ) -> None:
         self.sink = sink
+        self.malloc_tuned = tune_allocator()  # before any large tensor of this process
         torch.set_num_threads(torch_threads(cpus))
         warm_up()
         self.gpu_ids = [str(g) for g in gpu_ids or []]
@@ -110,6 +113,7 @@ class CellRunner:
             "gpu_ids": self.gpu_ids,
             "pid": os.getpid(),
             "threads": torch.get_num_threads(),
+            "malloc_tuned": self.malloc_tuned,
             "cuda_visible": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "node": self.node,
             "name": self.name,

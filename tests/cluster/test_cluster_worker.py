@@ -34,6 +34,7 @@ def test_runner_writes_result_and_caches_data(tiny_cells: list[Cell], run_sink: 
     try:
         runner = CellRunner(run_sink, cpus=1.0, hook="")
         assert runner.info()["threads"] == 1 and runner.info()["device"] == "cpu"
+        assert runner.info()["malloc_tuned"] is True  # glibc here: cluster.allocator
         first = runner.run(tiny_cells[0])
         again = runner.run(tiny_cells[0], attempt=2)
     finally:
