@@ -206,9 +206,9 @@ BATCH_TARGETS_MAX = ALL_EPS_MAX // 2
 targets in one call (``batched_targets``): half the cascade's one-pass budget, since a batch of
 several targets also pays its routing (gathers per pass, indices per selection). Measured on
 MLPs of width 32 and 256, 2 and 4 members, PGD 10 x 15 eps, PGD 50 x 2 restarts and APGD 100
-x 4 eps: every batched attack within this bound took 0.72-1.03x the per-target calls; between
-it and ALL_EPS_MAX 0.92-1.30x; beyond ALL_EPS_MAX (where the batch loses the one-pass
-path) 1.3-3x (BENCHMARKS.md, batched targets)."""
+x 4 eps (``python -m benchmarks.small_cells targets``): the 16 attacks within this bound took
+0.73-0.94x the per-target calls; between it and ALL_EPS_MAX 0.85-1.31x; beyond ALL_EPS_MAX,
+where the batch loses the one-pass path, up to 2.9x (BENCHMARKS.md, "Batched targets")."""
 
 
 def batched_targets(s: Setting, b: BuiltAttack, tgts: Sequence[Target]) -> bool:
