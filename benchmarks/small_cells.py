@@ -103,8 +103,10 @@ def targets(reps: int, sizes: list[int]) -> None:
     from adv_core import evaluate
     from adv_core.config import Cell
     from adv_core.run import load_data, run_cell
+    from cluster.allocator import tune_allocator
 
     torch.set_num_threads(1)
+    tune_allocator()  # as a sweep worker runs (cluster.worker.CellRunner)
     for width, depth in ((32, 1), (256, 2)):
         for members in (2, 4):
             for n in sizes:

@@ -449,8 +449,7 @@ class Attack:
 
 ALL_EPS_MAX = 1 << 19
 """Elements of (positive budgets x the evaluation batch) up to which the cascade attacks all
-budgets in one batched pass: below it a pass costs about the same for 1 or K budgets (the
-batch's tensors stay in cache; above it elementwise ops slow down per element)."""
+budgets in one batched pass: below it a pass costs about the same for 1 or K budgets."""
 
 
 def sorted_eps(epsilons: Sequence[float]) -> tuple[float, ...]:
