@@ -333,8 +333,8 @@ class Targets:
         self.ens = ens
         self.route = route
         self.tally = tally if tally is not None else TargetTally(ens.n_members + 1)
-        self._per_target = torch.bincount(route + 1, minlength=len(self.tally.forward)).tolist()
-        self._gather, self._place, self._n_whole = _routing(route, ens.n_members)
+        self._gather, self._place, self._per_target = _routing(route, ens.n_members)
+        self._n_whole = self._per_target[0]
 
     @property
     def randomized(self) -> bool:
@@ -360,10 +360,12 @@ class Targets:
         return Targets(self.ens, self.route[idx], self.tally)
 
 
-def _routing(route: torch.Tensor, n_members: int) -> tuple[list[torch.Tensor], torch.Tensor, int]:
+def _routing(
+    route: torch.Tensor, n_members: int
+) -> tuple[list[torch.Tensor], torch.Tensor, list[int]]:
     """(gather: per member e the rows it runs on, the W ensemble rows first, then its own;
     place (B,): each row's position in [ensemble logits (W); member 0's own rows; member 1's
-    ...]; W)."""
+    ...]; rows per target: [W, member 0's, member 1's, ...])."""
     dev = route.device
     whole = (route < 0).nonzero()[:, 0]
     own = [(route == e).nonzero()[:, 0] for e in range(n_members)]
@@ -373,7 +375,8 @@ def _routing(route: torch.Tensor, n_members: int) -> tuple[list[torch.Tensor], t
     for o in own:
         place[o] = start + torch.arange(len(o), device=dev)
         start += len(o)
-    return [torch.cat([whole, o]) for o in own], place, len(whole)
+    counts = [len(whole)] + [len(o) for o in own]
+    return [torch.cat([whole, o]) for o in own], place, counts
 
 
 def _add(total: list[int], part: list[int]) -> None:
