@@ -279,6 +279,10 @@ class Ensemble(nn.Module):
         an ensemble of several averages logits in another order of operations, so it has none."""
         return member_affine(self, 0) if self.n_members == 1 else None
 
+    def affine_head(self) -> AffineHead | None:
+        """``member_head`` of the one member (None for several: their logits are averaged)."""
+        return member_head(self, 0) if self.n_members == 1 else None
+
 
 class MemberView(nn.Module):
     """Member ``index`` of an ensemble as a model of its own: (B, *in) -> (B, C)."""
@@ -303,6 +307,10 @@ class MemberView(nn.Module):
     def affine_form(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """As ``Ensemble.affine_form``, for this member."""
         return member_affine(self._ens[0], self.index)
+
+    def affine_head(self) -> AffineHead | None:
+        """As ``Ensemble.affine_head``, for this member."""
+        return member_head(self._ens[0], self.index)
 
 
 class TargetTally:
@@ -400,6 +408,48 @@ def member_affine(ens: Ensemble, index: int) -> tuple[torch.Tensor, torch.Tensor
         return layer.weight.detach(), layer.bias.detach()
     params = members.param_dict()
     return params["1.weight"][index].detach(), params["1.bias"][index].detach()
+
+
+AffineHead = tuple[torch.Tensor, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]
+"""(W (H, D), b (H,), tail): a model that is ``tail(F.linear(x.flatten(1), W, b))``."""
+
+
+def member_head(ens: Ensemble, index: int) -> AffineHead | None:
+    """Member ``index`` split after its first layer, when the member is a Sequential that
+    starts with Flatten + Linear (``_linear``, ``_mlp``) and the ensemble has no preprocessing:
+    (W (H, D), b (H,), detached) and the rest of the member as a function of the first
+    layer's output (H = C for a linear model: the tail is the identity). Square scores a
+    proposal that changes a few inputs by updating the current point's first-layer output
+    (``attacks.square``): an MLP's largest product, skipped. Else None."""
+    if not isinstance(ens.preprocess, nn.Identity):
+        return None
+    members = ens.members
+    seq = members.members[index] if isinstance(members, LoopMembers) else members._base[0]
+    if not (
+        isinstance(seq, nn.Sequential)
+        and len(seq) >= 2
+        and isinstance(seq[0], nn.Flatten)
+        and seq[0].start_dim == 1
+        and isinstance(seq[1], nn.Linear)
+    ):
+        return None
+    tail = cast(nn.Sequential, seq[2:])
+    if isinstance(members, LoopMembers):
+        layer = cast(nn.Linear, seq[1])
+        return layer.weight.detach(), layer.bias.detach(), tail
+    params = {k: v[index].detach() for k, v in members.param_dict().items()}
+    buffers = {k: v[index] for k, v in members.buffer_dict().items()}
+
+    def after(named: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The layers after the first two (``seq[2:]`` keeps their names)."""
+        return {k: v for k, v in named.items() if int(k.split(".", 1)[0]) >= 2}
+
+    state = (after(params), after(buffers))
+
+    def run_tail(z: torch.Tensor) -> torch.Tensor:
+        return functional_call(tail, state, (z,))
+
+    return params["1.weight"], params["1.bias"], run_tail
 
 
 def stacked_linear_weights(ens: Ensemble) -> tuple[torch.Tensor, torch.Tensor]:

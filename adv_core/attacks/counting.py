@@ -68,6 +68,22 @@ def _affine_form(model: Model) -> Affine | None:
     return form() if callable(form) else None
 
 
+def head_of(model: Model) -> Any:
+    """``affine_head()`` of the model under the counting wrappers (models.Ensemble /
+    MemberView: the first layer and the rest of a Flatten + Linear model), else None. A model
+    that routes rows (``rows``) has none."""
+    form = getattr(unwrap(model), "affine_head", None)
+    return form() if callable(form) and route_of(model) is None else None
+
+
+def count_forward(model: Model, n: int) -> None:
+    """Count ``n`` forward passes on the counting wrappers of ``model`` (for logits computed
+    from its parts, ``head_of``, without calling it)."""
+    while isinstance(model, Counted):
+        model.root.n_forward += n
+        model = model.inner
+
+
 def count_passes(model: Model, n: int) -> None:
     """Count ``n`` forward and ``n`` backward passes on every counting wrapper of ``model``
     (for a gradient taken in closed form, without calling the model)."""

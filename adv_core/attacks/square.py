@@ -26,12 +26,15 @@ from __future__ import annotations
 import torch
 
 from adv_core.attacks.base import Attack, Bounds, Model, bcast, margin_loss
+from adv_core.attacks.counting import count_forward, head_of
 from adv_core.config.attacks import SquareAttack
+from adv_core.models import AffineHead
 from adv_core.norms import Norm
 
 _SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64),
              (6000, 128), (8000, 256))  # fmt: skip
 _RESAMPLE = 10
+_REFRESH = 100  # queries between exact recomputations of the first layer's output
 _TINY = 1e-12
 
 
@@ -118,29 +121,40 @@ class Square(Attack):
     ) -> torch.Tensor:
         """The random search on the examples not yet fooled. They are kept as a compact working
         set, gathered again only when one is fooled (a loss above 0 never falls back: only
-        rising losses are accepted), and linf keeps each row's box images and integral image
-        of changeable entries, rebuilt only for rows whose point moved: the draws and the
-        proposals are those of attacking the still-robust rows afresh every query."""
+        rising losses are accepted), and linf keeps each row's box images: the draws and the
+        proposals are those of attacking the still-robust rows afresh every query. A linf
+        proposal changes one window, so on a Flatten + Linear model (``head_of``) its logits
+        come from the current point's first-layer output plus the window's columns
+        (``_Work.score``), not from a whole forward pass."""
         x = self._start(x0, eps, bounds, generator)
         loss = margin_loss(model(x), y)
         rows = (loss <= 0).nonzero()[:, 0]
         w = _Work(x0[rows], x[rows], eps[rows], y[rows], loss[rows])
         if self.norm.name == "linf":
-            w.with_linf(_box_images(self.norm, w.x0, w.eps, bounds))
+            w.box = _box_images(self.norm, w.x0, w.eps, bounds)
+            w.with_head(head_of(model))
         for it in range(1, self.cfg.queries):
             if len(rows) == 0:
                 break
             p = p_at(self.cfg.p_init, it, self.cfg.queries)
             if w.box is None:
                 cand = self._propose_changed(w.x0, w.x, w.eps, p, bounds, generator)
+                new, z = margin_loss(model(cand), w.y), None
             else:
-                cand = self._propose_linf(w.x0, w.x, w.eps, p, bounds, generator, w.box, w.moves)
-            new = margin_loss(model(cand), w.y)
+                at, value = self._draw_linf(w.x0, w.x, w.eps, p, bounds, generator, w.box)
+                new, z = w.score(model, at, value)
             idx = (new > w.loss).nonzero()[:, 0]
             if len(idx) == 0:
                 continue
-            w.accept(idx, cand[idx], new[idx])
+            if w.box is None:
+                w.accept(idx, cand[idx], new[idx])
+            else:
+                w.accept_windows(idx, at[idx], value[idx], new[idx], z)
+            if w.head is not None and it % _REFRESH == 0:
+                w.refresh()
             gone = idx[w.loss[idx] > 0]
+            if len(gone) and w.head is not None:  # fooled by updated logits: confirm exactly
+                gone = gone[w.confirm(model, gone)]
             if len(gone):  # write the fooled rows back and drop them
                 x[rows[gone]] = w.x[gone]
                 keep = torch.ones(len(rows), dtype=torch.bool, device=x.device)
@@ -255,43 +269,48 @@ class Square(Attack):
         bounds: Bounds,
         gen: torch.Generator | None,
         box: tuple[torch.Tensor, torch.Tensor] | None = None,
-        moves: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The window set to x0 +- eps (one sign per channel), clipped to the box; the rest of
-        x kept as is (already in the ball and the box, so no projection). The redraws of
-        proposals that change nothing are vectorised: 1 + ``_RESAMPLE`` (window, signs) are
-        drawn at once and the first that changes x is used (the last if none does: the same
-        distribution as redrawing one at a time). Whether one changes x is read off integral
-        images of the entries that x0 +- eps would change, so only the chosen proposal is built
-        and nothing waits on the host. ``box`` (``Norm.ball_box`` as images) and ``moves``
-        (``_integral``) may come from the caller, which keeps them across queries."""
-        img0, img = as_image(x0), as_image(x)
+        """``_draw_linf``'s proposal as an input: x with the window written in."""
+        at, value = self._draw_linf(x0, x, eps, p, bounds, gen, box)
+        n = len(x0)
+        return as_image(x).reshape(n, at.shape[1], -1).scatter(-1, at, value).reshape(x0.shape)
+
+    def _draw_linf(
+        self,
+        x0: torch.Tensor,
+        x: torch.Tensor,
+        eps: torch.Tensor,
+        p: float,
+        bounds: Bounds,
+        gen: torch.Generator | None,
+        box: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(flat pixel index (n, c, s * s), value (n, c, s * s)) of each row's proposal: the
+        window set to x0 +- eps (one sign per channel), clipped to the box; the rest of x kept
+        as is (already in the ball and the box, so no projection). The redraws of proposals
+        that change nothing are vectorised: 1 + ``_RESAMPLE`` (window, signs) are drawn at
+        once and the first that changes x is used (the last if none does: the same
+        distribution as redrawing one at a time). Only the windows' entries are read (after
+        the schedule's first queries a window is a few pixels), and nothing waits on the host.
+        ``box`` (``Norm.ball_box`` as images) may come from the caller, which keeps it."""
+        img0 = as_image(x0)
         n, c, h, w = img0.shape
         dev, k = x0.device, 1 + _RESAMPLE
         sh, sw = window_size(p, h, w, minimum=1)
-        r0 = (self._draw((k, n), gen) * (h - sh + 1)).long().to(dev)[..., None]  # (k, n, 1)
-        c0 = (self._draw((k, n), gen) * (w - sw + 1)).long().to(dev)[..., None]
+        r0 = (self._draw((k, n), gen) * (h - sh + 1)).long().to(dev)  # (k, n)
+        c0 = (self._draw((k, n), gen) * (w - sw + 1)).long().to(dev)
         sign = self._sign((k, n, c), gen, x0)  # (k, n, c)
         box = _box_images(self.norm, x0, eps, bounds) if box is None else box
-        integral = _integral(box, x) if moves is None else moves
-        which = (sign > 0).long()  # (k, n, c): 0 for -eps, 1 for +eps
-        rows = torch.arange(n, device=dev)[:, None]
-        chans = torch.arange(c, device=dev)
-
-        def at(r: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
-            return integral[which, rows, chans, r, col]  # (k, n, c)
-
-        count = at(r0 + sh, c0 + sw) - at(r0, c0 + sw) - at(r0 + sh, c0) + at(r0, c0)
-        changes = (count > 0).any(dim=-1)  # (k, n)
+        offset = (torch.arange(sh, device=dev)[:, None] * w + torch.arange(sw, device=dev)).view(-1)
+        at = ((r0 * w + c0)[..., None] + offset)[:, :, None].expand(k, n, c, sh * sw)
+        flat = as_image(x).reshape(n, c, h * w)
+        lo, hi = (b.reshape(1, n, c, h * w).expand(k, n, c, h * w) for b in box)
+        value = torch.where(sign[..., None] > 0, hi.gather(-1, at), lo.gather(-1, at))
+        now = flat.expand(k, n, c, h * w).gather(-1, at)
+        changes = (value != now).flatten(2).any(dim=-1)  # (k, n)
         first = torch.where(changes.any(0), changes.to(x0.dtype).argmax(0), k - 1)  # (n,)
         n_idx = torch.arange(n, device=dev)
-        r0, c0, sign = r0[first, n_idx], c0[first, n_idx], sign[first, n_idx]  # (n, 1), (n, c)
-        ar_h, ar_w = torch.arange(h, device=dev), torch.arange(w, device=dev)
-        in_r = (ar_h >= r0) & (ar_h < r0 + sh)  # (n, h)
-        in_c = (ar_w >= c0) & (ar_w < c0 + sw)  # (n, w)
-        inside = in_r[:, None, :, None] & in_c[:, None, None, :]  # (n, 1, h, w)
-        window = torch.where(sign[..., None, None] > 0, box[1], box[0])
-        return torch.where(inside, window, img).reshape(x0.shape)
+        return at[first, n_idx], value[first, n_idx]
 
     def _propose_l2(
         self,
@@ -326,13 +345,6 @@ class Square(Attack):
         return self._l2_finish(x0, delta, eps, bounds)
 
 
-def _integral(box: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """(2, n, c, h + 1, w + 1) integral images of the entries of x that the window values
-    ``box`` (-eps side, +eps side) would change: a window's count is 4 lookups."""
-    moves = torch.stack([box[0] != as_image(x), box[1] != as_image(x)])
-    return torch.nn.functional.pad(moves.to(x.dtype).cumsum(-1).cumsum(-2), (1, 0, 1, 0))
-
-
 def _box_images(
     norm: Norm, x0: torch.Tensor, eps: torch.Tensor, bounds: Bounds
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -346,7 +358,8 @@ def _box_images(
 
 class _Work:
     """Square's working set: the rows still searched (start, point, budget, label, loss) and,
-    for linf, their box images (the two values a window can take) and ``_integral`` of x."""
+    for linf, their box images (the two values a window can take) and, on a Flatten + Linear
+    model, the first layer's output at each row's point (``z``)."""
 
     def __init__(
         self,
@@ -358,21 +371,83 @@ class _Work:
     ) -> None:
         self.x0, self.x, self.eps, self.y, self.loss = x0, x, eps, y, loss
         self.box: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.moves: torch.Tensor | None = None
+        self.head: AffineHead | None = None
+        self.cols = torch.empty(0)  # W^T (D, H): one row per input entry (an embedding table)
+        self.z = torch.empty(0)  # (n, H)
 
-    def with_linf(self, box: tuple[torch.Tensor, torch.Tensor]) -> None:
-        self.box, self.moves = box, _integral(box, self.x)
+    def with_head(self, head: AffineHead | None) -> None:
+        self.head = head
+        if head is not None:
+            self.cols = head[0].t().contiguous()
+            self.refresh()
+
+    def refresh(self) -> None:
+        """The first layer's output recomputed from x (the updates' rounding does not pile up)."""
+        assert self.head is not None
+        self.z = torch.nn.functional.linear(self.x.flatten(1), self.head[0], self.head[1])
+
+    def score(
+        self, model: Model, at: torch.Tensor, value: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(margin loss (n,), first-layer output (n, H) or None) of x with the windows ``at``
+        set to ``value`` (``Square._draw_linf``), counted as n forward passes: by the model,
+        or by its head (``head_of``): z + W[:, window] (value - x[window]), then the tail."""
+        n, c = at.shape[:2]
+        flat = as_image(self.x).reshape(n, c, -1)
+        if self.head is None:
+            cand = flat.scatter(-1, at, value).reshape(self.x.shape)
+            return margin_loss(model(cand), self.y), None
+        w, b, tail = self.head
+        if 2 * at[0].numel() > self.cols.shape[0]:  # a large window: the whole first layer
+            cand = flat.scatter(-1, at, value).reshape(n, -1)
+            z = torch.nn.functional.linear(cand, w, b)
+        else:  # sum over the window's entries of (value - x) times W's column (no gather)
+            change = (value - flat.gather(-1, at)).reshape(n, -1)  # (n, c * s * s)
+            plane = torch.arange(c, device=at.device)[:, None] * flat.shape[-1]  # channel offset
+            entry = (at + plane).reshape(n, -1)
+            bag = torch.nn.functional.embedding_bag(
+                entry, self.cols, per_sample_weights=change, mode="sum"
+            )
+            z = self.z + bag
+        count_forward(model, n)
+        return margin_loss(tail(z), self.y), z
+
+    def confirm(self, model: Model, idx: torch.Tensor) -> torch.Tensor:
+        """Rows ``idx`` that the model itself misclassifies (bool (len(idx),)); the others get
+        their exact loss and first-layer output back and stay in the search."""
+        loss = margin_loss(model(self.x[idx]), self.y[idx])
+        fooled = loss > 0
+        self.loss[idx] = loss
+        assert self.head is not None
+        self.z[idx] = torch.nn.functional.linear(self.x[idx].flatten(1), *self.head[:2])
+        return fooled
 
     def accept(self, idx: torch.Tensor, x: torch.Tensor, loss: torch.Tensor) -> None:
-        """Rows ``idx`` move to x; their integral images are rebuilt (only theirs)."""
+        """Rows ``idx`` move to x."""
         self.x[idx], self.loss[idx] = x, loss
-        if self.box is not None and self.moves is not None:
-            self.moves[:, idx] = _integral((self.box[0][idx], self.box[1][idx]), x)
+
+    def accept_windows(
+        self,
+        idx: torch.Tensor,
+        at: torch.Tensor,
+        value: torch.Tensor,
+        loss: torch.Tensor,
+        z: torch.Tensor | None,
+    ) -> None:
+        """Rows ``idx`` take their windows' values (and first-layer outputs)."""
+        n, c = len(idx), at.shape[1]
+        flat = as_image(self.x[idx]).reshape(n, c, -1).scatter(-1, at, value)
+        self.x[idx], self.loss[idx] = flat.reshape(self.x[idx].shape), loss
+        if z is not None:
+            self.z[idx] = z[idx]
 
     def keep(self, k: torch.Tensor) -> _Work:
         out = _Work(self.x0[k], self.x[k], self.eps[k], self.y[k], self.loss[k])
-        if self.box is not None and self.moves is not None:
-            out.box, out.moves = (self.box[0][k], self.box[1][k]), self.moves[:, k]
+        if self.box is not None:
+            out.box = (self.box[0][k], self.box[1][k])
+        out.head, out.cols = self.head, self.cols
+        if self.head is not None:
+            out.z = self.z[k]
         return out
 
 

@@ -75,3 +75,29 @@ def test_float32_fab_sizes_stay_exact() -> None:
         assert int(ok.sum()) > 32
         gap = ((a * r).sum(1) - 20 * m.abs())[ok].abs() / (20 * m.abs()[ok])
         assert float(gap.max()) < 1e-4, name
+
+
+@pytest.mark.parametrize("steps", [1, 3, 12])
+def test_newton_equals_the_sort(steps: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_invert_capped`` (Newton's method from t = 0, the sort for rows not settled after
+    ``_NEWTON_STEPS``) against ``_invert_capped_sorted`` on many kinks, unboxed entries,
+    unreachable m and m <= 0; with 1 and 3 steps most rows take the fallback."""
+    from adv_core import norms
+
+    monkeypatch.setattr(norms, "_NEWTON_STEPS", steps)
+    g = torch.Generator().manual_seed(5)
+    b, d = 400, 50
+    slope = torch.rand(b, d, generator=g, dtype=torch.float64) ** 3
+    brk = torch.rand(b, d, generator=g, dtype=torch.float64) * (torch.rand(b, d, generator=g) > 0.2)
+    brk[torch.rand(b, d, generator=g) < 0.02] = math.inf
+    slope = torch.where(brk > 0, slope, 0.0)  # the contract: slope 0 where brk is 0
+    reach = torch.where(torch.isfinite(brk), slope * brk, math.inf).sum(1)
+    m = torch.rand(b, generator=g, dtype=torch.float64) * 1.3 * reach.clamp_max(30.0)
+    m[:20] = -m[:20]  # already reached
+    m[20:25] = 1e-30  # tiny: a cancellation would show here
+    got = norms._invert_capped(slope, brk, m)
+    want = norms._invert_capped_sorted(slope, brk, m)
+    assert bool((torch.isinf(got) == torch.isinf(want)).all())
+    fin = torch.isfinite(want)
+    assert 300 < int(fin.sum()) < b  # reachable and unreachable rows both exercised
+    assert torch.allclose(got[fin], want[fin], rtol=1e-12, atol=0.0)
