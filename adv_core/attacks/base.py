@@ -27,6 +27,7 @@ from adv_core.attacks.counting import (
     rows,
     unwrap,
 )
+from adv_core.layout import fast_layout
 from adv_core.norms import Norm, get_norm
 
 Model = Callable[[torch.Tensor], torch.Tensor]
@@ -229,7 +230,7 @@ class Attack:
         eps_list = sorted_eps(epsilons if epsilons is not None else self.cfg.eps)
         if not self.routes_rows and hasattr(unwrap(model), "select_rows"):
             raise TypeError(f"{type(self).__name__} cannot attack a model that routes rows")
-        counted = Counted(model)
+        counted = Counted(fast_layout(model, x))  # conv models: channels-last on CPU
         x, y = self.inputs(counted, x, y, generator, bounds)
         result = self.solve(counted, x, y, eps_list, bounds, generator, batch_size)
         result.n_forward, result.n_backward = counted.n_forward, counted.n_backward
