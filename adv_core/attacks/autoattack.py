@@ -25,6 +25,7 @@ import torch
 from adv_core.attacks.base import Attack, AttackResult, Bounds, Model, correct
 from adv_core.checks import BLACK_BOX_BEATS_WHITE_BOX, black_box_vs_white_box
 from adv_core.config.attacks import (
+    SQUARE_L2_PAPER,
     ApgdAttack,
     AutoAttackComponent,
     AutoAttackConfig,
@@ -60,7 +61,9 @@ def component_configs(cfg: AutoAttackConfig) -> list[tuple[str, Any]]:
         "apgd-t": lambda: ApgdAttack(**apgd, loss="dlr_targeted", n_targets=5 if l1 else 9),
         "fab": lambda: FabAttack(**common, steps=cfg.steps, restarts=5 if plus else 1),
         "fab-t": lambda: FabAttack(**common, steps=cfg.steps, targeted=True, n_targets=9),
-        "square": lambda: SquareAttack(**common, queries=cfg.square_queries, p_init=0.8),
+        "square": lambda: SquareAttack(  # the authors' Square, as the reference runs it
+            **common, queries=cfg.square_queries, p_init=0.8, **SQUARE_L2_PAPER
+        ),
     }
     return [(n, make[n]()) for n in names]
 

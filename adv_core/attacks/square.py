@@ -12,7 +12,14 @@ the paper (and the reference code, fra31/auto-attack ``square.py``):
   eps. A proposal moves mass between windows: it picks two windows W1 and W2, empties W2, and
   writes into W1 a fresh eta plus W1's old content (each per channel normalised), rescaled so
   W1 carries the mass of both windows and any budget left, eps^2 - ||delta||^2; the whole
-  perturbation is then rescaled to norm eps and clipped to the box.
+  perturbation is then rescaled to norm eps and clipped to the box. Three knobs of the config
+  change the proposal (``SQUARE_L2_PAPER`` sets the paper's): ``l2_eta`` (the paper's
+  rectangles, or a Gaussian pattern of unit norm), ``l2_eta_weight`` (the fresh pattern's
+  weight next to the unit-normalised old content; the paper's 1 rotates W1's content by about
+  45 degrees every step) and ``l2_min_window`` (the paper's odd windows of at least 3 rewrite
+  18 of 64 pixels in every late step on 8 x 8 inputs; odd sizes only with the paper's eta,
+  which has a centre). ``l2_loss`` "ce" accepts a proposal when the cross-entropy rises
+  (success is still read off the margin); docs/attacks.md has the measurements.
 - l1 (no paper proposal): the window gets equal-magnitude entries of norm eps and the whole
   perturbation is projected back onto the ball.
 
@@ -25,7 +32,7 @@ from __future__ import annotations
 
 import torch
 
-from adv_core.attacks.base import Attack, Bounds, Model, bcast, margin_loss
+from adv_core.attacks.base import Attack, Bounds, Model, bcast, ce_loss, margin_loss
 from adv_core.attacks.counting import count_forward, head_of
 from adv_core.config.attacks import SquareAttack
 from adv_core.models import AffineHead
@@ -104,6 +111,14 @@ class Square(Attack):
     def _draw(self, shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:
         return torch.rand(shape, generator=generator)
 
+    def _score(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the loss a proposal must raise, the margin loss: > 0 means fooled). Cross-entropy
+        only on the l2 path with ``l2_loss`` "ce"; the margin everywhere else."""
+        margin = margin_loss(logits, y)
+        if self.norm.name == "l2" and self.cfg.l2_loss == "ce":
+            return ce_loss(logits, y), margin
+        return margin, margin
+
     def _sign(
         self, shape: tuple[int, ...], gen: torch.Generator | None, like: torch.Tensor
     ) -> torch.Tensor:
@@ -120,15 +135,16 @@ class Square(Attack):
         generator: torch.Generator | None,
     ) -> torch.Tensor:
         """The random search on the examples not yet fooled. They are kept as a compact working
-        set, gathered again only when one is fooled (a loss above 0 never falls back: only
-        rising losses are accepted), and linf keeps each row's box images: the draws and the
-        proposals are those of attacking the still-robust rows afresh every query. A linf
-        proposal changes one window, so on a Flatten + Linear model (``head_of``) its logits
-        come from the current point's first-layer output plus the window's columns
-        (``_Work.score``), not from a whole forward pass."""
+        set, gathered again only when one is fooled (a fooled row leaves the search at once:
+        it is accepted whether or not its loss rose, and never attacked again), and linf keeps
+        each row's box images: the draws and the proposals are those of attacking the
+        still-robust rows afresh every query. A linf proposal changes one window, so on a
+        Flatten + Linear model (``head_of``) its logits come from the current point's
+        first-layer output plus the window's columns (``_Work.score``), not from a whole
+        forward pass."""
         x = self._start(x0, eps, bounds, generator)
-        loss = margin_loss(model(x), y)
-        rows = (loss <= 0).nonzero()[:, 0]
+        loss, margin = self._score(model(x), y)
+        rows = (margin <= 0).nonzero()[:, 0]
         w = _Work(x0[rows], x[rows], eps[rows], y[rows], loss[rows])
         if self.norm.name == "linf":
             w.box = _box_images(self.norm, w.x0, w.eps, bounds)
@@ -139,11 +155,12 @@ class Square(Attack):
             p = p_at(self.cfg.p_init, it, self.cfg.queries)
             if w.box is None:
                 cand = self._propose_changed(w.x0, w.x, w.eps, p, bounds, generator)
-                new, z = margin_loss(model(cand), w.y), None
+                (new, new_margin), z = self._score(model(cand), w.y), None
             else:
                 at, value = self._draw_linf(w.x0, w.x, w.eps, p, bounds, generator, w.box)
                 new, z = w.score(model, at, value)
-            idx = (new > w.loss).nonzero()[:, 0]
+                new_margin = new  # linf searches on the margin itself
+            idx = ((new > w.loss) | (new_margin > 0)).nonzero()[:, 0]
             if len(idx) == 0:
                 continue
             if w.box is None:
@@ -152,7 +169,7 @@ class Square(Attack):
                 w.accept_windows(idx, at[idx], value[idx], new[idx], z)
             if w.head is not None and it % _REFRESH == 0:
                 w.refresh()
-            gone = idx[w.loss[idx] > 0]
+            gone = idx[new_margin[idx] > 0]
             if len(gone) and w.head is not None:  # fooled by updated logits: confirm exactly
                 gone = gone[w.confirm(model, gone)]
             if len(gone):  # write the fooled rows back and drop them
@@ -321,18 +338,25 @@ class Square(Attack):
         bounds: Bounds,
         gen: torch.Generator | None,
     ) -> torch.Tensor:
-        """The paper's l2 proposal: mass of windows W1 and W2 moves into W1 with a new eta."""
+        """The paper's l2 proposal: mass of windows W1 and W2 moves into W1 with a new eta
+        (the config's ``l2_*`` knobs: the pattern, its weight and the smallest window)."""
         img0 = as_image(x0)
         n, c, h, w = img0.shape
-        sh, sw = window_size(p, h, w, minimum=3, odd=True)
+        paper = self.cfg.l2_eta == "paper"
+        sh, sw = window_size(p, h, w, minimum=self.cfg.l2_min_window, odd=paper)
         delta = as_image(x - x0).clone()  # (n, c, h, w)
         in1, dr, dc = self._window(n, h, w, sh, sw, gen, x0.device)
         in2, _, _ = self._window(n, h, w, sh, sw, gen, x0.device)
-        pat = eta(sh, sw).to(delta)
-        flip = (self._draw((n,), gen) < 0.5).to(x0.device) & (sh == sw)
-        pats = torch.where(flip[:, None, None], pat.T if sh == sw else pat, pat)  # (n, sh, sw)
+        if paper:
+            pat = eta(sh, sw).to(delta)
+            flip = (self._draw((n,), gen) < 0.5).to(x0.device) & (sh == sw)
+            pats = torch.where(flip[:, None, None], pat.T if sh == sw else pat, pat)  # (n,sh,sw)
+        else:  # a Gaussian pattern of unit norm: any direction inside the window
+            pats = torch.randn((n, sh, sw), generator=gen).to(delta)
+            pats = pats / pats.flatten(1).norm(dim=1).clamp_min(_TINY)[:, None, None]
         rows = torch.arange(n, device=x0.device)[:, None, None]
         fresh = pats[rows, dr, dc][:, None] * in1 * self._sign((n, c, 1, 1), gen, x0)  # (n,c,h,w)
+        fresh = fresh * self.cfg.l2_eta_weight
         old = delta * in1
         old = old / old.pow(2).sum((-2, -1), keepdim=True).sqrt().clamp_min(_TINY)
         norm_img2 = delta.pow(2).sum((1, 2, 3), keepdim=True)

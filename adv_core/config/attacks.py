@@ -9,7 +9,7 @@ radius of the optimisation around each random-noise input (0: pure noise).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypedDict
 
 from pydantic import (
     Field,
@@ -135,12 +135,37 @@ class CwAttack(_AttackBase):
 
 class SquareAttack(_AttackBase):
     """Score-based black-box Square attack (Andriushchenko et al. 2020): random square updates
-    accepted when the margin loss rises. ``queries`` forward passes per example at most."""
+    accepted when the loss rises. ``queries`` forward passes per example at most.
+
+    The ``l2_*`` fields shape the l2 proposal only (linf and l1 ignore them); docs/attacks.md
+    "`square` l2". Defaults: the measured-best variant (a Gaussian window pattern at half the
+    weight of the window's old content, windows down to 2 x 2, accepted on cross-entropy);
+    ``SQUARE_L2_PAPER`` restores the paper's proposal (eta of nested rectangles at full weight,
+    odd windows of at least 3, margin loss)."""
 
     name: Literal["square"] = "square"
     queries: PositiveInt = 1000
     p_init: Fraction = 0.1
     restarts: PositiveInt = 1
+    l2_eta: Literal["gaussian", "paper"] = "gaussian"
+    l2_eta_weight: PositiveFloat = 0.5
+    l2_min_window: PositiveInt = 2
+    l2_loss: Literal["ce", "margin"] = "ce"
+
+
+class SquareL2Proposal(TypedDict):
+    """The ``SquareAttack`` fields of the l2 proposal."""
+
+    l2_eta: Literal["gaussian", "paper"]
+    l2_eta_weight: float
+    l2_min_window: int
+    l2_loss: Literal["ce", "margin"]
+
+
+SQUARE_L2_PAPER: SquareL2Proposal = {
+    "l2_eta": "paper", "l2_eta_weight": 1.0, "l2_min_window": 3, "l2_loss": "margin",
+}  # fmt: skip
+"""The paper's (and the authors' code's) l2 proposal, as ``SquareAttack`` fields."""
 
 
 class SparseAttack(_AttackBase):

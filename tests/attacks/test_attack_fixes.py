@@ -95,21 +95,35 @@ def _robust_transfer(
 
 
 def test_square_l2_follows_the_paper(digits_mlp: tuple) -> None:
-    """Stronger than the authors' code (the AutoAttack package's SquareAttack, p_init 0.8) at the
-    same query budget. Old (window set to a vertex, whole perturbation re-projected): 0.580 on
-    300 points; now 0.47 where the authors' code gives 0.613 (ours keeps the norm at eps after
-    the box clips, the reference loses the clipped mass). The issue's goal, within 5 points of
-    PGD-l2 (0.30), is not reached by the paper's algorithm on 8 x 8 digits: docs/attacks.md."""
+    """The paper's proposal (``SQUARE_L2_PAPER``) is stronger than the authors' code (the
+    AutoAttack package's SquareAttack, p_init 0.8) at the same query budget. Old (window set to
+    a vertex, whole perturbation re-projected): 0.580 on 300 points; now 0.47 where the authors'
+    code gives 0.613 (ours keeps the norm at eps after the box clips, the reference loses the
+    clipped mass). The paper's proposal does not reach the issue's goal (within 5 points of
+    PGD-l2) on 8 x 8 digits; the default proposal does: the next test, docs/attacks.md."""
     from pyautoattack.square import SquareAttack as AaSquare
 
     model, x, y = digits_mlp
-    cfg = ac.SquareAttack(norm="l2", eps=(0.5,), queries=1000, p_init=0.8)
+    cfg = ac.SquareAttack(norm="l2", eps=(0.5,), queries=1000, p_init=0.8, **ac.SQUARE_L2_PAPER)
     square = _robust(cfg, model, x, y)
     ref = AaSquare(model, norm="L2", eps=0.5, n_queries=1000, p_init=0.8, seed=0).perturb(x, y)
     with torch.no_grad():
         ref_acc = float((model(ref).argmax(1) == y).float().mean())
     assert square <= ref_acc - 0.05, (square, ref_acc)
     assert square <= _pgd_l2(model, x, y) + 0.2, square
+
+
+def test_square_l2_within_5_points_of_pgd(digits_mlp: tuple) -> None:
+    """The issue's goal at AutoAttack's budget (5000 queries, p_init 0.8): the default l2
+    proposal (Gaussian window pattern at weight 0.5, windows down to 2 x 2, accepted on
+    cross-entropy) 0.375 on these 200 points where PGD-l2 gives 0.350; the paper's proposal
+    0.440 (0.500 at 1000 queries). On 300 points: 0.347 vs PGD-l2 0.327 (the paper's 0.450).
+    Still score-based: the attack is a black box and never asks for a gradient."""
+    model, x, y = digits_mlp
+    cfg = ac.SquareAttack(norm="l2", eps=(0.5,), queries=5000, p_init=0.8)
+    assert not attacks.build(cfg).white_box
+    square = _robust(cfg, model, x, y)
+    assert square <= _pgd_l2(model, x, y) + 0.05, square
 
 
 def test_cw_reference_defaults_and_the_papers_targeted_runs(digits_mlp: tuple) -> None:
