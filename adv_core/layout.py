@@ -3,7 +3,7 @@
 On CPU, PyTorch's convolutions and max-pooling run faster on channels-last (NHWC) tensors than
 on the default NCHW: the CNN of ``models._cnn`` on 105 MNIST images, one thread, forward 9.6 ->
 4.7 ms, forward + backward 17.2 -> 12.9 ms (NCHW max-pooling alone was 63% of the forward;
-BENCHMARKS.md "AutoAttack on the CNN"). The layout follows the weights: a conv layer with
+BENCHMARKS.md "Item 1b met"). The layout follows the weights: a conv layer with
 channels-last weights returns channels-last activations for NCHW inputs, so converting the model
 is enough. ``fast_layout`` hands an attack a channels-last twin of the model it was given (a
 copy: the caller's model is not touched), built once per model and rebuilt when its weights

@@ -11,9 +11,12 @@ falls through to the wrapped model, so ``linear_weights`` and friends still work
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from adv_core.models import AffineHead
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 
@@ -68,7 +71,7 @@ def _affine_form(model: Model) -> Affine | None:
     return form() if callable(form) else None
 
 
-def head_of(model: Model) -> Any:
+def head_of(model: Model) -> AffineHead | None:
     """``affine_head()`` of the model under the counting wrappers (models.Ensemble /
     MemberView: the first layer and the rest of a Flatten + Linear model), else None. A model
     that routes rows (``rows``) has none."""
@@ -79,17 +82,19 @@ def head_of(model: Model) -> Any:
 def count_forward(model: Model, n: int) -> None:
     """Count ``n`` forward passes on the counting wrappers of ``model`` (for logits computed
     from its parts, ``head_of``, without calling it)."""
-    while isinstance(model, Counted):
-        model.root.n_forward += n
-        model = model.inner
+    _count(model, n, 0)
 
 
 def count_passes(model: Model, n: int) -> None:
     """Count ``n`` forward and ``n`` backward passes on every counting wrapper of ``model``
     (for a gradient taken in closed form, without calling the model)."""
+    _count(model, n, n)
+
+
+def _count(model: Model, forward: int, backward: int) -> None:
     while isinstance(model, Counted):
-        model.root.n_forward += n
-        model.root.n_backward += n
+        model.root.n_forward += forward
+        model.root.n_backward += backward
         model = model.inner
 
 

@@ -224,9 +224,8 @@ class Square(Attack):
         bounds: Bounds,
         gen: torch.Generator | None,
     ) -> torch.Tensor:
-        """A proposal per example, redrawn where it would leave the input unchanged."""
-        if self.norm.name == "linf":
-            return self._propose_linf(x0, x, eps, p, bounds, gen)
+        """A proposal per example (l2, l1), redrawn where it would leave the input unchanged
+        (linf draws its redraws at once: ``_draw_linf``)."""
         cand = self._propose(x0, x, eps, p, bounds, gen)
         for _ in range(_RESAMPLE):
             same = (cand == x).flatten(1).all(dim=1).nonzero()[:, 0]
@@ -288,9 +287,7 @@ class Square(Attack):
         box: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """``_draw_linf``'s proposal as an input: x with the window written in."""
-        at, value = self._draw_linf(x0, x, eps, p, bounds, gen, box)
-        n = len(x0)
-        return as_image(x).reshape(n, at.shape[1], -1).scatter(-1, at, value).reshape(x0.shape)
+        return _with_windows(x, *self._draw_linf(x0, x, eps, p, bounds, gen, box))
 
     def _draw_linf(
         self,
@@ -369,6 +366,13 @@ class Square(Attack):
         return self._l2_finish(x0, delta, eps, bounds)
 
 
+def _with_windows(x: torch.Tensor, at: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """x (n, *D) with each row's window (``Square._draw_linf``: flat pixel index ``at`` and
+    ``value``, (n, c, s * s)) written in."""
+    n, c = at.shape[:2]
+    return as_image(x).reshape(n, c, -1).scatter(-1, at, value).reshape(x.shape)
+
+
 def _box_images(
     norm: Norm, x0: torch.Tensor, eps: torch.Tensor, bounds: Bounds
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -407,8 +411,11 @@ class _Work:
 
     def refresh(self) -> None:
         """The first layer's output recomputed from x (the updates' rounding does not pile up)."""
+        self.z = self._first_layer(self.x)
+
+    def _first_layer(self, x: torch.Tensor) -> torch.Tensor:
         assert self.head is not None
-        self.z = torch.nn.functional.linear(self.x.flatten(1), self.head[0], self.head[1])
+        return torch.nn.functional.linear(x.flatten(1), self.head[0], self.head[1])
 
     def score(
         self, model: Model, at: torch.Tensor, value: torch.Tensor
@@ -416,15 +423,13 @@ class _Work:
         """(margin loss (n,), first-layer output (n, H) or None) of x with the windows ``at``
         set to ``value`` (``Square._draw_linf``), counted as n forward passes: by the model,
         or by its head (``head_of``): z + W[:, window] (value - x[window]), then the tail."""
+        if self.head is None:
+            return margin_loss(model(_with_windows(self.x, at, value)), self.y), None
         n, c = at.shape[:2]
         flat = as_image(self.x).reshape(n, c, -1)
-        if self.head is None:
-            cand = flat.scatter(-1, at, value).reshape(self.x.shape)
-            return margin_loss(model(cand), self.y), None
-        w, b, tail = self.head
+        tail = self.head[2]
         if 2 * at[0].numel() > self.cols.shape[0]:  # a large window: the whole first layer
-            cand = flat.scatter(-1, at, value).reshape(n, -1)
-            z = torch.nn.functional.linear(cand, w, b)
+            z = self._first_layer(_with_windows(self.x, at, value))
         else:  # sum over the window's entries of (value - x) times W's column (no gather)
             change = (value - flat.gather(-1, at)).reshape(n, -1)  # (n, c * s * s)
             plane = torch.arange(c, device=at.device)[:, None] * flat.shape[-1]  # channel offset
@@ -442,8 +447,7 @@ class _Work:
         loss = margin_loss(model(self.x[idx]), self.y[idx])
         fooled = loss > 0
         self.loss[idx] = loss
-        assert self.head is not None
-        self.z[idx] = torch.nn.functional.linear(self.x[idx].flatten(1), *self.head[:2])
+        self.z[idx] = self._first_layer(self.x[idx])
         return fooled
 
     def accept(self, idx: torch.Tensor, x: torch.Tensor, loss: torch.Tensor) -> None:
@@ -459,9 +463,7 @@ class _Work:
         z: torch.Tensor | None,
     ) -> None:
         """Rows ``idx`` take their windows' values (and first-layer outputs)."""
-        n, c = len(idx), at.shape[1]
-        flat = as_image(self.x[idx]).reshape(n, c, -1).scatter(-1, at, value)
-        self.x[idx], self.loss[idx] = flat.reshape(self.x[idx].shape), loss
+        self.x[idx], self.loss[idx] = _with_windows(self.x[idx], at, value), loss
         if z is not None:
             self.z[idx] = z[idx]
 
