@@ -9,17 +9,26 @@ the paper (and the reference code, fra31/auto-attack ``square.py``):
   per channel), clipped to the box.
 - l2: start from a grid of windows each holding the paper's pattern eta (nested rectangles of
   weight 1/k^2, opposite signs in the two halves) with a random sign per channel, scaled to norm
-  eps. A proposal moves mass between windows: it picks two windows W1 and W2, empties W2, and
-  writes into W1 a fresh eta plus W1's old content (each per channel normalised), rescaled so
-  W1 carries the mass of both windows and any budget left, eps^2 - ||delta||^2; the whole
-  perturbation is then rescaled to norm eps and clipped to the box. Three knobs of the config
-  change the proposal (``SQUARE_L2_PAPER`` sets the paper's): ``l2_eta`` (the paper's
-  rectangles, or a Gaussian pattern of unit norm), ``l2_eta_weight`` (the fresh pattern's
-  weight next to the unit-normalised old content; the paper's 1 rotates W1's content by about
-  45 degrees every step) and ``l2_min_window`` (the paper's odd windows of at least 3 rewrite
-  18 of 64 pixels in every late step on 8 x 8 inputs; odd sizes only with the paper's eta,
-  which has a centre). ``l2_loss`` "ce" accepts a proposal when the cross-entropy rises
-  (success is still read off the margin); docs/attacks.md has the measurements.
+  eps. ``l2_proposal`` chooses the proposal:
+
+  - "move" (the paper's): pick two windows W1 and W2, empty W2, and write into W1 a fresh eta
+    plus W1's old content (each per channel normalised), rescaled so W1 carries the mass of
+    both windows and any budget left, eps^2 - ||delta||^2.
+  - "step" (the default, ours): add to delta a fresh pattern in one window, of norm
+    ``step * eps * sqrt(window / input)``; each row's ``step`` starts at ``l2_step`` and
+    follows the 1/5 success rule of evolution strategies (Rechenberg 1973): times ``_STEP_UP``
+    when the proposal is accepted, divided by ``_STEP_UP ** (1/4)`` when not, so it settles
+    where one proposal in five is accepted (kept within ``_STEP_RANGE``).
+
+  Either way the whole perturbation is then rescaled to norm eps and clipped to the box (the
+  l2 sphere: a loss-raising search uses the whole budget). Knobs of the config
+  (``SQUARE_L2_PAPER`` sets the paper's): ``l2_eta`` (the paper's rectangles, or a Gaussian
+  pattern of unit norm), ``l2_eta_weight`` ("move": the fresh pattern's weight next to the
+  unit-normalised old content; the paper's 1 rotates W1's content by about 45 degrees every
+  step) and ``l2_min_window`` (the paper's odd windows of at least 3 rewrite 18 of 64 pixels in
+  every late step on 8 x 8 inputs; odd sizes only with the paper's eta, which has a centre).
+  ``l2_loss`` "ce" accepts a proposal when the cross-entropy rises (success is still read off
+  the margin); docs/attacks.md has the measurements.
 - l1 (no paper proposal): the window gets equal-magnitude entries of norm eps and the whole
   perturbation is projected back onto the ball.
 
@@ -43,6 +52,9 @@ _SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000
 _RESAMPLE = 10
 _REFRESH = 100  # queries between exact recomputations of the first layer's output
 _TINY = 1e-12
+_STEP_UP = 1.2  # l2 "step": a row's step grows by this on an accepted proposal ...
+_STEP_DOWN = _STEP_UP**-0.25  # ... and shrinks by this on a rejected one (the 1/5 rule)
+_STEP_RANGE = (0.1, 4.0)  # the step never leaves this range (a row stuck for long keeps moving)
 
 
 def p_at(p_init: float, it: int, n_queries: int) -> float:
@@ -54,6 +66,13 @@ def p_at(p_init: float, it: int, n_queries: int) -> float:
             div = d
             break
     return p_init / div
+
+
+def adapt_step(step: torch.Tensor, accepted: torch.Tensor) -> torch.Tensor:
+    """The 1/5 success rule: each row's step times ``_STEP_UP`` where its proposal was
+    accepted, times ``_STEP_DOWN`` where not (unchanged on average when 1 in 5 is accepted),
+    kept within ``_STEP_RANGE``."""
+    return torch.where(accepted, step * _STEP_UP, step * _STEP_DOWN).clamp(*_STEP_RANGE)
 
 
 def as_image(x: torch.Tensor) -> torch.Tensor:
@@ -146,6 +165,8 @@ class Square(Attack):
         loss, margin = self._score(model(x), y)
         rows = (margin <= 0).nonzero()[:, 0]
         w = _Work(x0[rows], x[rows], eps[rows], y[rows], loss[rows])
+        if self.norm.name == "l2" and self.cfg.l2_proposal == "step":
+            w.step = torch.full((len(rows),), self.cfg.l2_step, device=x0.device)
         if self.norm.name == "linf":
             w.box = _box_images(self.norm, w.x0, w.eps, bounds)
             w.with_head(head_of(model))
@@ -154,13 +175,16 @@ class Square(Attack):
                 break
             p = p_at(self.cfg.p_init, it, self.cfg.queries)
             if w.box is None:
-                cand = self._propose_changed(w.x0, w.x, w.eps, p, bounds, generator)
+                cand = self._propose_changed(w.x0, w.x, w.eps, p, bounds, generator, w.step)
                 (new, new_margin), z = self._score(model(cand), w.y), None
             else:
                 at, value = self._draw_linf(w.x0, w.x, w.eps, p, bounds, generator, w.box)
                 new, z = w.score(model, at, value)
                 new_margin = new  # linf searches on the margin itself
-            idx = ((new > w.loss) | (new_margin > 0)).nonzero()[:, 0]
+            accepted = (new > w.loss) | (new_margin > 0)
+            if w.step is not None:
+                w.step = adapt_step(w.step, accepted)
+            idx = accepted.nonzero()[:, 0]
             if len(idx) == 0:
                 continue
             if w.box is None:
@@ -223,15 +247,17 @@ class Square(Attack):
         p: float,
         bounds: Bounds,
         gen: torch.Generator | None,
+        step: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """A proposal per example (l2, l1), redrawn where it would leave the input unchanged
-        (linf draws its redraws at once: ``_draw_linf``)."""
-        cand = self._propose(x0, x, eps, p, bounds, gen)
+        (linf draws its redraws at once: ``_draw_linf``); ``step``: each row's l2 step."""
+        cand = self._propose(x0, x, eps, p, bounds, gen, step)
         for _ in range(_RESAMPLE):
             same = (cand == x).flatten(1).all(dim=1).nonzero()[:, 0]
             if len(same) == 0:
                 break
-            cand[same] = self._propose(x0[same], x[same], eps[same], p, bounds, gen)
+            part = None if step is None else step[same]
+            cand[same] = self._propose(x0[same], x[same], eps[same], p, bounds, gen, part)
         return cand
 
     def _window(
@@ -265,9 +291,10 @@ class Square(Attack):
         p: float,
         bounds: Bounds,
         gen: torch.Generator | None,
+        step: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if self.norm.name == "l2":
-            return self._propose_l2(x0, x, eps, p, bounds, gen)
+            return self._propose_l2(x0, x, eps, p, bounds, gen, step)
         img = as_image(x0)
         n, c, h, w = img.shape
         sh, sw = window_size(p, h, w, minimum=1)
@@ -334,16 +361,19 @@ class Square(Attack):
         p: float,
         bounds: Bounds,
         gen: torch.Generator | None,
+        step: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The paper's l2 proposal: mass of windows W1 and W2 moves into W1 with a new eta
-        (the config's ``l2_*`` knobs: the pattern, its weight and the smallest window)."""
+        """An l2 proposal (the config's ``l2_*`` knobs: the pattern, the smallest window):
+        with ``step`` (n,) a fresh pattern of norm step * eps * sqrt(window / input) added in
+        one window W1; without, the paper's: the mass of windows W1 and W2 moves into W1 with
+        a fresh pattern at weight ``l2_eta_weight``."""
         img0 = as_image(x0)
         n, c, h, w = img0.shape
         paper = self.cfg.l2_eta == "paper"
         sh, sw = window_size(p, h, w, minimum=self.cfg.l2_min_window, odd=paper)
         delta = as_image(x - x0).clone()  # (n, c, h, w)
         in1, dr, dc = self._window(n, h, w, sh, sw, gen, x0.device)
-        in2, _, _ = self._window(n, h, w, sh, sw, gen, x0.device)
+        in2 = None if step is not None else self._window(n, h, w, sh, sw, gen, x0.device)[0]
         if paper:
             pat = eta(sh, sw).to(delta)
             flip = (self._draw((n,), gen) < 0.5).to(x0.device) & (sh == sw)
@@ -353,6 +383,10 @@ class Square(Attack):
             pats = pats / pats.flatten(1).norm(dim=1).clamp_min(_TINY)[:, None, None]
         rows = torch.arange(n, device=x0.device)[:, None, None]
         fresh = pats[rows, dr, dc][:, None] * in1 * self._sign((n, c, 1, 1), gen, x0)  # (n,c,h,w)
+        if in2 is None:  # "step": delta plus the pattern, the window's share of eps times step
+            assert step is not None
+            share = bcast(eps * step, delta) * (sh * sw / (h * w)) ** 0.5
+            return self._l2_finish(x0, delta + share * fresh / c**0.5, eps, bounds)
         fresh = fresh * self.cfg.l2_eta_weight
         old = delta * in1
         old = old / old.pow(2).sum((-2, -1), keepdim=True).sqrt().clamp_min(_TINY)
@@ -398,6 +432,7 @@ class _Work:
         loss: torch.Tensor,
     ) -> None:
         self.x0, self.x, self.eps, self.y, self.loss = x0, x, eps, y, loss
+        self.step: torch.Tensor | None = None  # l2 "step": each row's step (``adapt_step``)
         self.box: tuple[torch.Tensor, torch.Tensor] | None = None
         self.head: AffineHead | None = None
         self.cols = torch.empty(0)  # W^T (D, H): one row per input entry (an embedding table)
@@ -469,6 +504,8 @@ class _Work:
 
     def keep(self, k: torch.Tensor) -> _Work:
         out = _Work(self.x0[k], self.x[k], self.eps[k], self.y[k], self.loss[k])
+        if self.step is not None:
+            out.step = self.step[k]
         if self.box is not None:
             out.box = (self.box[0][k], self.box[1][k])
         out.head, out.cols = self.head, self.cols

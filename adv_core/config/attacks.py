@@ -138,10 +138,11 @@ class SquareAttack(_AttackBase):
     accepted when the loss rises. ``queries`` forward passes per example at most.
 
     The ``l2_*`` fields shape the l2 proposal only (linf and l1 ignore them); docs/attacks.md
-    "`square` l2". Defaults: the measured-best variant (a Gaussian window pattern at half the
-    weight of the window's old content, windows down to 2 x 2, accepted on cross-entropy);
-    ``SQUARE_L2_PAPER`` restores the paper's proposal (eta of nested rectangles at full weight,
-    odd windows of at least 3, margin loss)."""
+    "`square` l2". Defaults: the measured-best variant (``l2_proposal`` "step": a Gaussian
+    pattern added in one window, windows down to 2 x 2, the step per example sized by the 1/5
+    success rule from ``l2_step``, accepted on cross-entropy); ``SQUARE_L2_PAPER`` restores the
+    paper's proposal ("move": mass moved between two windows, eta of nested rectangles at full
+    weight, odd windows of at least 3, margin loss). ``l2_eta_weight`` applies to "move"."""
 
     name: Literal["square"] = "square"
     queries: PositiveInt = 1000
@@ -151,6 +152,8 @@ class SquareAttack(_AttackBase):
     l2_eta_weight: PositiveFloat = 0.5
     l2_min_window: PositiveInt = 2
     l2_loss: Literal["ce", "margin"] = "ce"
+    l2_proposal: Literal["step", "move"] = "step"
+    l2_step: PositiveFloat = 1.0
 
 
 class SquareL2Proposal(TypedDict):
@@ -160,10 +163,12 @@ class SquareL2Proposal(TypedDict):
     l2_eta_weight: float
     l2_min_window: int
     l2_loss: Literal["ce", "margin"]
+    l2_proposal: Literal["step", "move"]
 
 
 SQUARE_L2_PAPER: SquareL2Proposal = {
     "l2_eta": "paper", "l2_eta_weight": 1.0, "l2_min_window": 3, "l2_loss": "margin",
+    "l2_proposal": "move",
 }  # fmt: skip
 """The paper's (and the authors' code's) l2 proposal, as ``SquareAttack`` fields."""
 

@@ -20,13 +20,14 @@ from adv_core.config.models import ModelConfig
 from adv_core.config.training import TrainingConfig
 
 # Bump when a change to training or evaluation code changes numbers for an unchanged cell.
-ALGO_VERSION = "5"
+ALGO_VERSION = "6"
 # 3: execution settings (data_root, download, source_path) left the hashes
 # 4: small ensembles' targets attacked in one call (adv_core.evaluate.batched_targets): the
 #    random draws of random-start attacks on a cell with several members changed
 # 5: Square l2's proposal (l2_eta gaussian, weight 0.5, windows from 2, CE search loss; the
 #    paper's is ac.SQUARE_L2_PAPER) and conv models attacked as channels-last twins on CPU
 #    (adv_core.layout: logits equal up to rounding)
+# 6: Square l2's default proposal "step" (l2_proposal; "move" is version 5's search)
 
 
 def _sha(text: str) -> str:

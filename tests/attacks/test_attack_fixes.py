@@ -114,16 +114,18 @@ def test_square_l2_follows_the_paper(digits_mlp: tuple) -> None:
 
 
 def test_square_l2_within_5_points_of_pgd(digits_mlp: tuple) -> None:
-    """The issue's goal at AutoAttack's budget (5000 queries, p_init 0.8): the default l2
-    proposal (Gaussian window pattern at weight 0.5, windows down to 2 x 2, accepted on
-    cross-entropy) 0.375 on these 200 points where PGD-l2 gives 0.350; the paper's proposal
-    0.440 (0.500 at 1000 queries). On 300 points: 0.347 vs PGD-l2 0.327 (the paper's 0.450).
-    Still score-based: the attack is a black box and never asks for a gradient."""
+    """The issue's goal at its own budget (1000 queries, p_init 0.8): the default l2 proposal
+    ("step": a Gaussian pattern added in one window, its size per example by the 1/5 success
+    rule, accepted on cross-entropy) gives 0.355 on these 200 points where PGD-l2 gives 0.350
+    (0.350 at 5000 queries). The earlier default (mass moved between windows, ``l2_proposal``
+    "move") gave 0.405 here (0.375 at 5000), the paper's proposal 0.500; with the step fixed at
+    1 (no rule) 0.385. On 300 points: 0.327 vs PGD-l2 0.327. Still score-based: the attack is a
+    black box and never asks for a gradient."""
     model, x, y = digits_mlp
-    cfg = ac.SquareAttack(norm="l2", eps=(0.5,), queries=5000, p_init=0.8)
+    cfg = ac.SquareAttack(norm="l2", eps=(0.5,), queries=1000, p_init=0.8)
     assert not attacks.build(cfg).white_box
     square = _robust(cfg, model, x, y)
-    assert square <= _pgd_l2(model, x, y) + 0.05, square
+    assert square <= _pgd_l2(model, x, y) + 0.02, square
 
 
 def test_cw_reference_defaults_and_the_papers_targeted_runs(digits_mlp: tuple) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from adv_core import attacks
+from adv_core.attacks.square import adapt_step
 from adv_core.config.attacks import SquareAttack
 from adv_core.norms import L2
 
@@ -86,3 +87,42 @@ def test_square_l2_proposal_spends_the_budget_inside_the_box() -> None:
     want = torch.minimum(eps, can)
     assert torch.allclose(moved, want, rtol=1e-4, atol=1e-6)
     assert ((out - x0) * delta >= 0).all()  # along delta's signs only
+
+
+def test_one_fifth_rule() -> None:
+    """adapt_step: one accepted proposal in five leaves a step where it was (x 1.2, then four
+    times x 1.2^-1/4); all accepted grows it, none shrinks it, both within the range."""
+    step = torch.tensor([0.5, 0.5, 0.5, 3.9, 0.11])
+    for k in range(5):
+        step = adapt_step(step, torch.tensor([k == 0, True, False, True, False]))
+    assert torch.allclose(step[0], torch.tensor(0.5))
+    assert torch.allclose(step[1], torch.tensor(0.5 * 1.2**5))
+    assert torch.allclose(step[2], torch.tensor(0.5 * 1.2**-1.25))
+    assert step[3] == 4.0 and step[4] == 0.1  # clamped to the range
+
+
+def test_square_l2_step_adds_a_window_of_the_steps_norm() -> None:
+    """The "step" proposal on 3-channel 8 x 8 images without a box: the new perturbation is
+    (delta + s) rescaled to norm eps, s living in one 4 x 4 window (p = 1/4) with norm
+    step * eps * sqrt(16 / 64). Recovered from the output: outside the window the output is
+    delta times one scale k, so s = out / k - delta."""
+    gen = torch.Generator().manual_seed(3)
+    n = 6
+    x0 = torch.rand(n, 3, 8, 8, generator=gen)
+    delta = torch.randn(n, 3, 8, 8, generator=gen)
+    eps = torch.full((n,), 0.7)
+    delta = delta / delta.flatten(1).norm(dim=1)[:, None, None, None] * eps[:, None, None, None]
+    step = torch.tensor([0.1, 0.5, 1.0, 2.0, 3.0, 4.0])
+    sq = attacks.build(SquareAttack(norm="l2", eps=(0.7,)))
+    out = sq._propose_l2(x0, x0 + delta, eps, 0.25, None, gen, step)  # type: ignore[attr-defined]
+    moved = out - x0
+    assert torch.allclose(moved.flatten(1).norm(dim=1), eps, rtol=1e-5)  # on the sphere
+    for i in range(n):
+        ratio = moved[i] / delta[i]
+        k = ratio.flatten().median()  # most entries are outside the window
+        s = moved[i] / k - delta[i]
+        inside = (s.abs() > 1e-5).any(dim=0)  # (8, 8): the window's pixels
+        rows, cols = inside.nonzero().unbind(1)
+        assert int(inside.sum()) == 16 and rows.max() - rows.min() == 3
+        assert cols.max() - cols.min() == 3
+        assert torch.allclose(s.norm(), step[i] * 0.7 * 0.5, rtol=1e-4), (i, s.norm())
