@@ -20,7 +20,7 @@ BOX = (0.0, 1.0)
     [
         ("standard", "linf", ["apgd-ce", "apgd-t", "fab-t", "square"]),
         ("standard", "l2", ["apgd-ce", "apgd-t", "fab-t", "square"]),
-        ("standard", "l1", ["apgd-ce", "apgd-t", "fab-t"]),
+        ("standard", "l1", ["apgd-ce", "apgd-t", "fab-t", "square"]),
         ("plus", "linf", ["apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"]),
         ("rand", "linf", ["apgd-ce", "apgd-dlr"]),
     ],
@@ -36,6 +36,26 @@ def test_reference_component_lists(version: str, norm: str, names: list[str]) ->
         assert by["fab-t"].targeted and by["fab-t"].n_targets == 9
     if version == "rand":
         assert all(c.eot_samples == 20 for c in by.values())
+
+
+@pytest.mark.parametrize("version", ["standard", "plus"])
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_component_lists_are_the_reference_packages(version: str, norm: str) -> None:
+    """The components and their settings as pyautoattack's own ``_set_version`` sets them
+    (the earlier l1 standard dropped Square, which the reference runs on every norm, and l1
+    plus had 5 APGD-T targets where the reference has 9)."""
+    from pyautoattack import AutoAttack as Reference
+
+    ref = Reference(torch.nn.Linear(4, 3), norm={"linf": "Linf", "l2": "L2", "l1": "L1"}[norm],
+                    eps=0.1, version=version)  # fmt: skip
+    comps = component_configs(ac.AutoAttackConfig(version=version, norm=norm))  # type: ignore[arg-type]
+    assert [n for n, _ in comps] == list(ref.attacks_to_run)
+    by = dict(comps)
+    assert by["apgd-ce"].restarts == ref.apgd.n_restarts
+    assert by["apgd-t"].n_targets == ref.apgd_targeted.n_target_classes
+    assert by["fab-t"].n_targets == ref.fab.n_target_classes
+    assert by["square"].queries == ref.square.n_queries
+    assert by["square"].p_init == ref.square.p_init
 
 
 def test_custom_needs_components() -> None:
