@@ -12,7 +12,6 @@ import torch
 
 _TINY = 1e-12
 _INF = float("inf")
-_BISECT_PROJ = 30  # l1 box projection (l2 and linf are exact (``_invert_capped``) or a clamp)
 _NEWTON_STEPS = 12  # ``_invert_capped``: rows not settled by then are sorted
 
 
@@ -76,6 +75,30 @@ def _invert_capped_sorted(slope: torch.Tensor, brk: torch.Tensor, m: torch.Tenso
     t = torch.minimum(t, b.gather(-1, kc)[..., 0])
     t = torch.where(m <= 0, torch.zeros_like(t), t)
     return torch.where(k[..., 0] < b.shape[-1], t, torch.full_like(t, _INF))
+
+
+def _l1_box_theta(a: torch.Tensor, room: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """Smallest theta >= 0 (B,) with h(theta) = sum_j clip(a_j - theta, 0, room_j) <= eps, for
+    a >= 0, room >= 0 (B, D), exactly, with one sort (the bisection it replaced took 30 passes).
+    h is piecewise linear and non-increasing: entry j is capped at room_j (above theta = a_j -
+    room_j), falls with slope -1, and is 0 from theta = a_j on. So h at the 2D sorted kinks
+    is a cumulative sum of (slope x gap), and theta is interpolated on the first segment
+    that reaches eps. Computed in float64 (the cumulative sums over D), clamped to be
+    feasible in the input's dtype."""
+    a64, e64 = a.double(), eps.double()
+    r = torch.minimum(room.double(), a64)  # theta >= 0: an entry never exceeds a_j
+    kinks, order = torch.cat([a64 - r, a64], dim=-1).sort(dim=-1)
+    ones = torch.ones_like(a64)
+    slope = torch.cat([-ones, ones], dim=-1).gather(-1, order).cumsum(dim=-1)  # after kink k
+    h0 = r.sum(dim=-1, keepdim=True)  # every entry capped at the first kink
+    steps = slope[:, :-1] * (kinks[:, 1:] - kinks[:, :-1])
+    h = torch.cat([h0, h0 + steps.cumsum(dim=-1)], dim=-1)  # h at each kink, non-increasing
+    k = (h > e64[:, None]).sum(dim=-1, keepdim=True).clamp(1, h.shape[-1] - 1)  # first <= eps
+    left, h_left = kinks.gather(-1, k - 1), h.gather(-1, k - 1)
+    fall = -slope.gather(-1, k - 1)  # > 0 on a segment where h crosses eps
+    # inside the ball (h0 <= eps) this lands at or before the first kink: every entry capped
+    theta = (left + (h_left - e64[:, None]) / fall.clamp_min(1.0))[:, 0].clamp_min(0.0)
+    return theta.to(a.dtype)
 
 
 def _fill_scale(a: torch.Tensor, room: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -405,23 +428,18 @@ class L1(Norm):
         self, delta: torch.Tensor, eps: torch.Tensor | float, up: torch.Tensor, down: torch.Tensor
     ) -> torch.Tensor:
         """Exact: d_j = sign(delta_j) clip(|delta_j| - theta, 0, room_j) with the smallest
-        theta >= 0 keeping ||d||_1 <= eps (KKT of the separable problem), by bisection."""
+        theta >= 0 keeping ||d||_1 <= eps (KKT of the separable problem; ``_l1_box_theta``)."""
         flat = _flat(delta)
         room = torch.where(flat > 0, _flat(up), _flat(down)).clamp_min(0)
         a = flat.abs()
         e = torch.as_tensor(eps, dtype=flat.dtype, device=flat.device).expand(flat.shape[0])
-
-        def shrunk(theta: torch.Tensor) -> torch.Tensor:
-            return torch.minimum((a - theta[:, None]).clamp_min(0), room)
-
-        zero = torch.zeros_like(e)
-        inside = shrunk(zero).sum(dim=1) <= e
-        lo, hi = zero, a.amax(dim=1)
-        for _ in range(_BISECT_PROJ):
-            mid = (lo + hi) / 2
-            ok = shrunk(mid).sum(dim=1) <= e
-            hi, lo = torch.where(ok, mid, hi), torch.where(ok, lo, mid)
-        return (flat.sign() * shrunk(torch.where(inside, zero, hi))).reshape(delta.shape)
+        theta = _l1_box_theta(a, room, e)
+        d = torch.minimum((a - theta[:, None]).clamp_min(0), room)
+        over = d.sum(dim=1) - e  # > 0 only by the rounding of theta to the input's dtype
+        falling = ((d > 0) & (d < room)).sum(dim=1).clamp_min(1)
+        theta = torch.where(over > 0, theta + 2 * over / falling, theta)
+        d = torch.minimum((a - theta[:, None]).clamp_min(0), room)
+        return (flat.sign() * d).reshape(delta.shape)
 
     def fill(self, a: torch.Tensor, room: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """Fractional knapsack: spend eps on coordinates by decreasing a, each up to its room."""

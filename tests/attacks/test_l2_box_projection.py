@@ -1,4 +1,5 @@
-"""The l2 ball intersected with the box, solved with one sort (``norms._fill_scale``):
+"""The l2 ball intersected with the box, solved with one sort (``norms._fill_scale``), and the l1
+ball with the box (``norms._l1_box_theta``, against a float64 bisection):
 ``L2.project_box`` (APGD/PGD l2 projections), ``L2.fill`` (FAB, steepest ascent in the box) and
 Square l2's ``_l2_finish`` against independent solutions: a float64 bisection on the scale of
 the KKT path (what the code did before, run to 60 halvings here) and, for the projection, the
@@ -6,12 +7,13 @@ definition itself (no feasible point is closer than the answer)."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from adv_core import attacks
 from adv_core.attacks.square import adapt_step
 from adv_core.config.attacks import SquareAttack
-from adv_core.norms import L2
+from adv_core.norms import L1, L2
 
 
 def _bisect_scale(a: torch.Tensor, room: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -126,3 +128,48 @@ def test_square_l2_step_adds_a_window_of_the_steps_norm() -> None:
         assert int(inside.sum()) == 16 and rows.max() - rows.min() == 3
         assert cols.max() - cols.min() == 3
         assert torch.allclose(s.norm(), step[i] * 0.7 * 0.5, rtol=1e-4), (i, s.norm())
+
+
+def _l1_box_bisection(
+    delta: torch.Tensor, eps: torch.Tensor, up: torch.Tensor, down: torch.Tensor
+) -> torch.Tensor:
+    """The l1 ball-and-box projection by 200 float64 bisection steps on theta (independent)."""
+    d = delta.double()
+    room = torch.where(d > 0, up.double(), down.double()).clamp_min(0)
+    a = d.abs()
+
+    def shrunk(theta: torch.Tensor) -> torch.Tensor:
+        return torch.minimum((a - theta[:, None]).clamp_min(0), room)
+
+    lo, hi = torch.zeros(len(d), dtype=torch.float64), a.amax(dim=1)
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        ok = shrunk(mid).sum(dim=1) <= eps.double()
+        hi, lo = torch.where(ok, mid, hi), torch.where(ok, lo, mid)
+    inside = shrunk(torch.zeros_like(lo)).sum(dim=1) <= eps.double()
+    return d.sign() * shrunk(torch.where(inside, torch.zeros_like(hi), hi))
+
+
+@pytest.mark.parametrize("dim", [1, 5, 64, 784])
+def test_l1_project_box_matches_the_bisection(dim: int) -> None:
+    """L1.project_box (one sort over the kinks) equals a float64 bisection, is feasible, and
+    leaves points already inside alone; entries at the box's edge (room 0) and ties included."""
+    gen = torch.Generator().manual_seed(dim)
+    n = 200
+    x0 = torch.rand(n, dim, generator=gen)
+    x0[:, : dim // 3] = 0.0  # a black background: no room downwards
+    delta = torch.randn(n, dim, generator=gen) * torch.rand(n, 1, generator=gen)
+    delta[:, -1] = delta[:, 0]  # ties
+    eps = torch.rand(n, generator=gen) * dim / 4
+    eps[:5] = 1e-4
+    up, down = 1 - x0, x0
+    got = L1().project_box(delta, eps, up, down)
+    ref = _l1_box_bisection(delta, eps, up, down)
+    assert (got.double() - ref).abs().max() < 1e-5
+    assert (got.abs().sum(dim=1) <= eps * (1 + 1e-6) + 1e-7).all()  # in the ball
+    assert (got <= up + 1e-7).all() and (-got <= down + 1e-7).all()  # in the box
+    small = torch.minimum(delta, up).maximum(-down) * 1e-3  # well inside both
+    assert torch.equal(L1().project_box(small, eps.clamp_min(1.0), up, down), small)
+    inf = torch.full_like(up, float("inf"))  # no box: the ball's own projection (Duchi et al.)
+    free = L1().project_box(delta, eps, inf, inf)
+    assert torch.allclose(free, L1().project(delta, eps), atol=1e-5)
