@@ -105,12 +105,25 @@ def _fill_scale(a: torch.Tensor, room: torch.Tensor, eps: torch.Tensor) -> torch
     """The t (...,) with ||min(a t, room)||_2 = eps, exactly (``_invert_capped``); a >= 0 and
     room >= 0 (inf: no box) are (..., D). ||min(a t, room)||^2 = sum_i min(a_i^2 t^2, room_i^2)
     is ``_invert_capped``'s g in T = t^2 (slopes a_i^2, kinks (room_i / a_i)^2). Where the box
-    allows less than eps, the t at which every coordinate is saturated (finite)."""
-    live = a > 0
-    brk = torch.where(live, room / a.clamp_min(_TINY), 0.0)  # t at which i saturates
-    t2 = _invert_capped(a * a * live, brk * brk, eps * eps)
-    full = torch.where(torch.isfinite(brk), brk, 0.0).amax(dim=-1)  # every coordinate saturated
-    return torch.where(torch.isfinite(t2), t2.sqrt(), full)
+    allows less than eps, the t at which every coordinate is saturated (finite). Rows where
+    nothing saturates take the closed form (a few passes) and skip the solve."""
+    d = a.shape[-1]
+    a2, room2 = a.reshape(-1, d), room.reshape(-1, d)
+    e2 = eps.expand(a.shape[:-1]).reshape(-1)
+    # First the rows where nothing saturates: entries without room add nothing at any t, and
+    # if the rest scaled to norm eps stays inside its room, that scale is the answer.
+    moves = a2 * (room2 > 0)
+    t0 = e2 / moves.norm(dim=-1)  # inf (or nan) where nothing can move
+    t = torch.where((moves * t0[:, None] <= room2).all(dim=-1), t0, torch.nan)
+    slow = (~torch.isfinite(t)).nonzero()[:, 0]
+    if len(slow):
+        a_s, room_s, e_s = a2[slow], room2[slow], e2[slow]
+        live = a_s > 0
+        brk = torch.where(live, room_s / a_s.clamp_min(_TINY), 0.0)  # t at which i saturates
+        t2 = _invert_capped(a_s * a_s * live, brk * brk, e_s * e_s)
+        full = torch.where(torch.isfinite(brk), brk, 0.0).amax(dim=-1)  # all saturated
+        t[slow] = torch.where(torch.isfinite(t2), t2.sqrt(), full)
+    return t.reshape(a.shape[:-1])
 
 
 class Norm(ABC):
