@@ -373,7 +373,7 @@ class Square(Attack):
         sh, sw = window_size(p, h, w, minimum=self.cfg.l2_min_window, odd=paper)
         delta = as_image(x - x0).clone()  # (n, c, h, w)
         in1, dr, dc = self._window(n, h, w, sh, sw, gen, x0.device)
-        in2 = None if step is not None else self._window(n, h, w, sh, sw, gen, x0.device)[0]
+        in2 = self._window(n, h, w, sh, sw, gen, x0.device)[0] if step is None else in1
         if paper:
             pat = eta(sh, sw).to(delta)
             flip = (self._draw((n,), gen) < 0.5).to(x0.device) & (sh == sw)
@@ -383,8 +383,7 @@ class Square(Attack):
             pats = pats / pats.flatten(1).norm(dim=1).clamp_min(_TINY)[:, None, None]
         rows = torch.arange(n, device=x0.device)[:, None, None]
         fresh = pats[rows, dr, dc][:, None] * in1 * self._sign((n, c, 1, 1), gen, x0)  # (n,c,h,w)
-        if in2 is None:  # "step": delta plus the pattern, the window's share of eps times step
-            assert step is not None
+        if step is not None:  # delta plus the pattern, the window's share of eps times step
             share = bcast(eps * step, delta) * (sh * sw / (h * w)) ** 0.5
             return self._l2_finish(x0, delta + share * fresh / c**0.5, eps, bounds)
         fresh = fresh * self.cfg.l2_eta_weight
