@@ -24,34 +24,66 @@ def _expand(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return v.reshape(-1, *([1] * (like.dim() - 1)))
 
 
-def _invert_capped(slope: torch.Tensor, brk: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """Smallest t >= 0 (...,) with g(t) = sum_i min(slope_i t, slope_i brk_i) >= m, exactly
-    (inf where g never reaches m); slope >= 0 and brk >= 0 (inf: never capped) are (..., D).
+def _positive(u: torch.Tensor) -> torch.Tensor:
+    """1.0 where u > 0, else 0.0 (nan stays nan), by float arithmetic. On CPU a comparison,
+    ``torch.where`` or ``isfinite`` over (B, D) costs 5 to 30 float ops (BENCHMARKS.md, "Float
+    masks"), and the l2 solves below run in every step of APGD, FAB and Square."""
+    return u.sign().clamp_min(0.0)
+
+
+def _finite_or_zero(t: torch.Tensor) -> torch.Tensor:
+    """t with nan and inf replaced by 0 (one float op, no mask)."""
+    return torch.nan_to_num(t, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _solve_capped(slope: torch.Tensor, cap: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """Smallest t >= 0 (...,) with g(t) = sum_i min(slope_i t, cap_i) >= m, exactly (inf where
+    g never reaches m); slope >= 0 and cap >= 0 (inf: never capped) are (..., D).
 
     Newton's method from t = 0, no sort: g is concave, non-decreasing and piecewise linear, so
     the line of g's segment at t lies above g and meets m at or below the solution, on a later
-    segment; the step is exact once t is on the solution's segment (FAB's linf projections on
-    MNIST settle in 4-5 steps, each two masked sums over D, where a sort of D costs about twice
-    as much). Rows not settled after ``_NEWTON_STEPS`` steps go to ``_invert_capped_sorted``."""
-    d = brk.shape[-1]
-    slope2, brk2, m2 = slope.reshape(-1, d), brk.reshape(-1, d), m.reshape(-1)
-    capped = torch.where(torch.isfinite(brk2), slope2 * brk2, 0.0)
-    t = torch.zeros_like(m2)
-    moving = torch.ones_like(m2, dtype=torch.bool)
+    segment; the step is exact once t is on the solution's segment (the first step is the
+    closed form with nothing capped; MNIST's projections settle in 2-5 steps, where a sort of D
+    costs about 30 of them). Each step is float arithmetic over D (which entries are still
+    free, cap_i - slope_i t > 0, and the two sums of g's segment), on the rows still moving
+    only: once they are at most half of the rows, the others are dropped. Rows not settled
+    after ``_NEWTON_STEPS`` steps go to ``_invert_capped_sorted``."""
+    d = cap.shape[-1]
+    slope2, cap2, m2 = slope.reshape(-1, d), cap.reshape(-1, d), m.reshape(-1)
+    capped = _finite_or_zero(cap2)  # what an entry adds once capped (inf caps never are)
+    out = torch.zeros_like(m2)
+    rows = torch.arange(len(m2), device=m2.device)  # the working set: rows of out
+    sl, cp, cd, mm, t = slope2, cap2, capped, m2, out.clone()
+    pending = rows
     for _ in range(_NEWTON_STEPS):
-        free = brk2 > t[:, None]  # entries not capped at t
-        s = torch.where(free, slope2, 0.0).sum(-1)  # g(u) = c + s u on the segment at t
-        c = torch.where(free, 0.0, capped).sum(-1)  # (not total - free: no cancellation)
-        step = (m2 - c) / torch.where(s > 0, s, 1.0)
-        nxt = torch.maximum(torch.where(s > 0, step, torch.where(m2 > c, _INF, t)), t)
-        moving = nxt != t
-        t = nxt
-        if not bool(moving.any()):
+        free = _positive(torch.addcmul(cp, sl, t[:, None], value=-1.0))  # not capped at t
+        s = torch.linalg.vecdot(sl, free)  # g(u) = c + s u on the segment at t
+        c = torch.linalg.vecdot(cd, 1.0 - free)  # (not total - free: no cancellation)
+        step = (mm - c) / torch.where(s > 0, s, 1.0)
+        nxt = torch.maximum(torch.where(s > 0, step, torch.where(mm > c, _INF, t)), t)
+        moving = (nxt != t) & (nxt != _INF)  # inf: unreachable, settled; nan: moving
+        out[rows] = nxt
+        n_moving = int(moving.sum())
+        if n_moving == 0:
             break
+        pending = rows[moving]
+        if 2 * n_moving <= len(rows):  # drop the settled rows
+            keep = moving.nonzero()[:, 0]
+            rows, sl, cp, cd, mm, nxt = (v[keep] for v in (rows, sl, cp, cd, mm, nxt))
+        t = nxt
     else:  # rows still moving (or nan): the sort settles them
-        rows = (moving | torch.isnan(t)).nonzero()[:, 0]
-        t[rows] = _invert_capped_sorted(slope2[rows], brk2[rows], m2[rows])
-    return torch.where(m2 <= 0, 0.0, t).reshape(m.shape)
+        sl, cp = slope2[pending], cap2[pending]
+        brk = torch.where(sl > 0, cp / sl.clamp_min(_TINY), 0.0)
+        out[pending] = _invert_capped_sorted(sl, brk, m2[pending])
+    return torch.where(m2 <= 0, 0.0, out).reshape(m.shape)
+
+
+def _invert_capped(slope: torch.Tensor, brk: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """Smallest t >= 0 (...,) with g(t) = sum_i min(slope_i t, slope_i brk_i) >= m, exactly
+    (inf where g never reaches m); slope >= 0 and brk >= 0 (inf: never capped) are (..., D):
+    ``_solve_capped`` with caps slope_i brk_i."""
+    cap = torch.nan_to_num(slope * brk, nan=0.0, posinf=_INF)  # slope 0, brk inf: adds 0
+    return _solve_capped(slope, cap, m)
 
 
 def _invert_capped_sorted(slope: torch.Tensor, brk: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
@@ -102,28 +134,28 @@ def _l1_box_theta(a: torch.Tensor, room: torch.Tensor, eps: torch.Tensor) -> tor
 
 
 def _fill_scale(a: torch.Tensor, room: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """The t (...,) with ||min(a t, room)||_2 = eps, exactly (``_invert_capped``); a >= 0 and
+    """The t (...,) with ||min(a t, room)||_2 = eps, exactly (``_solve_capped``); a >= 0 and
     room >= 0 (inf: no box) are (..., D). ||min(a t, room)||^2 = sum_i min(a_i^2 t^2, room_i^2)
-    is ``_invert_capped``'s g in T = t^2 (slopes a_i^2, kinks (room_i / a_i)^2). Where the box
-    allows less than eps, the t at which every coordinate is saturated (finite). Rows where
-    nothing saturates take the closed form (a few passes) and skip the solve."""
+    is ``_solve_capped``'s g in T = t^2 (slopes a_i^2, caps room_i^2 where a_i > 0; its first
+    step is the closed form eps / ||a (room > 0)||, final where nothing saturates). Where the
+    box allows less than eps, the t at which every coordinate is saturated (finite)."""
     d = a.shape[-1]
     a2, room2 = a.reshape(-1, d), room.reshape(-1, d)
     e2 = eps.expand(a.shape[:-1]).reshape(-1)
-    # First the rows where nothing saturates: entries without room add nothing at any t, and
-    # if the rest scaled to norm eps stays inside its room, that scale is the answer.
-    moves = a2 * (room2 > 0)
-    t0 = e2 / moves.norm(dim=-1)  # inf (or nan) where nothing can move
-    t = torch.where((moves * t0[:, None] <= room2).all(dim=-1), t0, torch.nan)
-    slow = (~torch.isfinite(t)).nonzero()[:, 0]
-    if len(slow):
-        a_s, room_s, e_s = a2[slow], room2[slow], e2[slow]
-        live = a_s > 0
-        brk = torch.where(live, room_s / a_s.clamp_min(_TINY), 0.0)  # t at which i saturates
-        t2 = _invert_capped(a_s * a_s * live, brk * brk, e_s * e_s)
-        full = torch.where(torch.isfinite(brk), brk, 0.0).amax(dim=-1)  # all saturated
-        t[slow] = torch.where(torch.isfinite(t2), t2.sqrt(), full)
+    cap = torch.nan_to_num(room2 * room2 * a2.sign(), nan=0.0, posinf=_INF)  # a = 0: adds 0
+    t2 = _solve_capped(a2 * a2, cap, e2 * e2)
+    t = t2.sqrt()
+    full = (~torch.isfinite(t2)).nonzero()[:, 0]  # the box allows less than eps
+    if len(full):
+        af, rf = a2[full], room2[full]
+        brk = torch.where(af > 0, rf / af.clamp_min(_TINY), 0.0)  # t at which i saturates
+        t[full] = torch.where(torch.isfinite(brk), brk, 0.0).amax(dim=-1)
     return t.reshape(a.shape[:-1])
+
+
+def _all_inf(room: torch.Tensor) -> bool:
+    """No entry of room (>= 0) is finite: no box at all (one float reduction)."""
+    return room.numel() == 0 or bool(room.amin() == _INF)
 
 
 class Norm(ABC):
@@ -187,7 +219,10 @@ class Norm(ABC):
         inf = torch.full_like(g, float("inf"))
         up_t = inf if up is None else up.expand_as(g)
         down_t = inf if down is None else down.expand_as(g)
-        room = torch.where(g > 0, up_t, down_t).clamp_min(0)
+        if up is None or down is None:
+            room = torch.where(g > 0, up_t, down_t).clamp_min(0)
+        else:  # the room in g's direction, by float arithmetic (``_positive``)
+            room = torch.lerp(down_t, up_t, _positive(g)).clamp_min(0)
         e = torch.as_tensor(eps, dtype=g.dtype, device=g.device).expand(g.shape[:-1])
         return g.sign() * self.fill(g.abs(), room, e)
 
@@ -275,16 +310,16 @@ class Linf(Norm):
         return grad.sign()
 
     def fill(self, a: torch.Tensor, room: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        return torch.minimum(room, eps[..., None].expand_as(room)) * (a > 0)
+        return torch.minimum(room, eps[..., None].expand_as(room)) * a.sign()
 
     def plane_fill(
         self, a: torch.Tensor, room: torch.Tensor, m: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact: <a, fill(eps)> = sum_i a_i min(eps, room_i), kinks at the rooms."""
-        live = a > 0
-        eps = _invert_capped(a * live, torch.where(live, room, 0.0), m)
-        r = torch.minimum(room, torch.where(torch.isfinite(eps), eps, 0.0)[..., None]) * live
-        return r, eps
+        cap = torch.nan_to_num(a * room, nan=0.0, posinf=_INF)  # a = 0 adds nothing
+        eps = _solve_capped(a, cap, m)
+        r = torch.minimum(room, torch.where(torch.isfinite(eps), eps, 0.0)[..., None])
+        return r * a.sign(), eps
 
     def min_linear_dist(
         self, a: torch.Tensor, room: torch.Tensor, m: torch.Tensor, iters: int = 60
@@ -348,10 +383,10 @@ class L2(Norm):
     def fill(self, a: torch.Tensor, room: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """r = min(a t, room) (a >= 0, room >= 0) with ||r||_2 = eps, or every coordinate
         saturated when the box allows less: exact (``_fill_scale``)."""
-        if not bool(torch.isfinite(room).any()):  # no box: the closed form a eps / ||a||_2
+        if _all_inf(room):  # no box: the closed form a eps / ||a||_2
             return a * (eps / a.norm(dim=-1).clamp_min(_TINY))[..., None]
-        t = _fill_scale(a, room, eps)
-        return torch.where(a > 0, torch.minimum(a * t[..., None], room), 0.0)
+        t = _fill_scale(a, room, eps)  # finite: entries with a = 0 stay 0
+        return torch.minimum(a * t[..., None], room)
 
     def vertex(self, n: int) -> float:
         return float(n) ** -0.5
@@ -364,7 +399,7 @@ class L2(Norm):
         on |delta| and the room in delta's direction)."""
         flat, u, dn = _flat(delta), _flat(up), _flat(down)
         e = torch.as_tensor(eps, dtype=flat.dtype, device=flat.device).expand(flat.shape[0])
-        room = torch.where(flat > 0, u, dn).clamp_min(0.0)
+        room = torch.lerp(dn, u, _positive(flat)).clamp_min(0.0)  # in delta's direction
         s = _fill_scale(flat.abs(), room, e).clamp_max(1.0)
         d = torch.maximum(torch.minimum(flat * s[:, None], u), -dn)
         # rounding of the scale may leave ||d|| an ulp above eps: shrink (0 is in the box)
@@ -376,10 +411,9 @@ class L2(Norm):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact: on the path r(t) = min(a t, room) (KKT), <a, r(t)> = sum_i
         min(a_i^2 t, a_i room_i), kinks at room_i / a_i."""
-        live = a > 0
-        brk = torch.where(live, room / a.clamp_min(_TINY), 0.0)
-        t = _invert_capped(a * a * live, brk, m)
-        r = torch.minimum(a * torch.where(torch.isfinite(t), t, 0.0)[..., None], room) * live
+        cap = torch.nan_to_num(a * room, nan=0.0, posinf=_INF)  # slope a^2 times kink room / a
+        t = _solve_capped(a * a, cap, m)
+        r = torch.minimum(a * torch.where(torch.isfinite(t), t, 0.0)[..., None], room)
         dist = torch.where(torch.isfinite(t), r.norm(dim=-1), _INF)
         return r, dist
 

@@ -39,13 +39,16 @@ on an input already scored.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 
 from adv_core.attacks.base import Attack, Bounds, Model, bcast, ce_loss, margin_loss
 from adv_core.attacks.counting import count_forward, head_of
 from adv_core.config.attacks import SquareAttack
 from adv_core.models import AffineHead
-from adv_core.norms import Norm
+from adv_core.norms import Norm, _positive
 
 _SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64),
              (6000, 128), (8000, 256))  # fmt: skip
@@ -96,9 +99,10 @@ def eta_rectangles(h: int, w: int) -> torch.Tensor:
     return out / out.norm().clamp_min(_TINY)
 
 
+@functools.lru_cache(maxsize=64)
 def eta(h: int, w: int) -> torch.Tensor:
     """(h, w): the paper's l2 window pattern, +rectangles in the first half and -rectangles in
-    the second (halves split along the longer side), unit l2 norm."""
+    the second (halves split along the longer side), unit l2 norm (cached: callers must not write into it)."""
     if h >= w and h > 1:
         top, bot = eta_rectangles(h // 2, w), -eta_rectangles(h - h // 2, w)
         out = torch.cat([top, bot], dim=0)
@@ -165,29 +169,36 @@ class Square(Attack):
         loss, margin = self._score(model(x), y)
         rows = (margin <= 0).nonzero()[:, 0]
         w = _Work(x0[rows], x[rows], eps[rows], y[rows], loss[rows])
-        if self.norm.name == "l2" and self.cfg.l2_proposal == "step":
+        l2 = self.norm.name == "l2"
+        if l2 and self.cfg.l2_proposal == "step":
             w.step = torch.full((len(rows),), self.cfg.l2_step, device=x0.device)
+        windows = self.norm.name == "linf" or (l2 and self.cfg.l2_proposal == "move")
         if self.norm.name == "linf":
             w.box = _box_images(self.norm, w.x0, w.eps, bounds)
+        if windows:
             w.with_head(head_of(model))
         for it in range(1, self.cfg.queries):
             if len(rows) == 0:
                 break
             p = p_at(self.cfg.p_init, it, self.cfg.queries)
-            if w.box is None:
+            if not windows:
                 cand = self._propose_changed(w.x0, w.x, w.eps, p, bounds, generator, w.step)
                 (new, new_margin), z = self._score(model(cand), w.y), None
             else:
-                at, value = self._draw_linf(w.x0, w.x, w.eps, p, bounds, generator, w.box)
-                new, z = w.score(model, at, value)
-                new_margin = new  # linf searches on the margin itself
+                if w.box is not None:
+                    at, value = self._draw_linf(w.x0, w.x, w.eps, p, bounds, generator, w.box)
+                    weight = None
+                else:
+                    at, value, weight = self._draw_move(w.x0, w.x, w.eps, p, bounds, generator)
+                logits, z = w.score(model, at, value, weight)
+                new, new_margin = self._score(logits, w.y)
             accepted = (new > w.loss) | (new_margin > 0)
             if w.step is not None:
                 w.step = adapt_step(w.step, accepted)
             idx = accepted.nonzero()[:, 0]
             if len(idx) == 0:
                 continue
-            if w.box is None:
+            if not windows:
                 w.accept(idx, cand[idx], new[idx])
             else:
                 w.accept_windows(idx, at[idx], value[idx], new[idx], z)
@@ -195,7 +206,7 @@ class Square(Attack):
                 w.refresh()
             gone = idx[new_margin[idx] > 0]
             if len(gone) and w.head is not None:  # fooled by updated logits: confirm exactly
-                gone = gone[w.confirm(model, gone)]
+                gone = gone[w.confirm(model, gone, self._score)]
             if len(gone):  # write the fooled rows back and drop them
                 x[rows[gone]] = w.x[gone]
                 keep = torch.ones(len(rows), dtype=torch.bool, device=x.device)
@@ -253,7 +264,7 @@ class Square(Attack):
         (linf draws its redraws at once: ``_draw_linf``); ``step``: each row's l2 step."""
         cand = self._propose(x0, x, eps, p, bounds, gen, step)
         for _ in range(_RESAMPLE):
-            same = (cand == x).flatten(1).all(dim=1).nonzero()[:, 0]
+            same = ((cand - x).flatten(1).abs().amax(dim=1) == 0).nonzero()[:, 0]  # float ops
             if len(same) == 0:
                 break
             part = None if step is None else step[same]
@@ -369,34 +380,144 @@ class Square(Attack):
         a fresh pattern at weight ``l2_eta_weight``."""
         img0 = as_image(x0)
         n, c, h, w = img0.shape
-        paper = self.cfg.l2_eta == "paper"
-        sh, sw = window_size(p, h, w, minimum=self.cfg.l2_min_window, odd=paper)
-        delta = as_image(x - x0).clone()  # (n, c, h, w)
+        if step is None:  # the paper's "move", written into x
+            return _with_windows(x, *self._draw_move(x0, x, eps, p, bounds, gen)[:2])
+        sh, sw = self._l2_window(p, h, w)
+        # delta plus the pattern in one window, the window's share of eps times step
+        delta = as_image(x - x0)
         in1, dr, dc = self._window(n, h, w, sh, sw, gen, x0.device)
-        in2 = self._window(n, h, w, sh, sw, gen, x0.device)[0] if step is None else in1
-        if paper:
-            pat = eta(sh, sw).to(delta)
-            flip = (self._draw((n,), gen) < 0.5).to(x0.device) & (sh == sw)
-            pats = torch.where(flip[:, None, None], pat.T if sh == sw else pat, pat)  # (n,sh,sw)
-        else:  # a Gaussian pattern of unit norm: any direction inside the window
-            pats = torch.randn((n, sh, sw), generator=gen).to(delta)
-            pats = pats / pats.flatten(1).norm(dim=1).clamp_min(_TINY)[:, None, None]
+        pats = self._patterns(n, sh, sw, gen, x0)
         rows = torch.arange(n, device=x0.device)[:, None, None]
         fresh = pats[rows, dr, dc][:, None] * in1 * self._sign((n, c, 1, 1), gen, x0)  # (n,c,h,w)
-        if step is not None:  # delta plus the pattern, the window's share of eps times step
-            share = bcast(eps * step, delta) * (sh * sw / (h * w)) ** 0.5
-            return self._l2_finish(x0, delta + share * fresh / c**0.5, eps, bounds)
-        fresh = fresh * self.cfg.l2_eta_weight
-        old = delta * in1
-        old = old / old.pow(2).sum((-2, -1), keepdim=True).sqrt().clamp_min(_TINY)
-        norm_img2 = delta.pow(2).sum((1, 2, 3), keepdim=True)
-        norm_win2 = (delta * (in1 | in2)).pow(2).sum((1, 2, 3), keepdim=True)
-        room = (bcast(eps, delta) ** 2 - norm_img2).clamp_min(0) / c + norm_win2
-        new = fresh + old
-        new = new / new.pow(2).sum((-2, -1), keepdim=True).sqrt().clamp_min(_TINY) * room.sqrt()
-        delta = torch.where(in2, 0.0, delta)
-        delta = torch.where(in1, new, delta)
-        return self._l2_finish(x0, delta, eps, bounds)
+        share = bcast(eps * step, delta) * (sh * sw / (h * w)) ** 0.5
+        return self._l2_finish(x0, delta + share * fresh / c**0.5, eps, bounds)
+
+    def _l2_window(self, p: float, h: int, w: int) -> tuple[int, int]:
+        """The l2 window for fraction p (odd sides with the paper's eta, which has a centre)."""
+        return window_size(p, h, w, self.cfg.l2_min_window, odd=self.cfg.l2_eta == "paper")
+
+    def _patterns(
+        self, n: int, sh: int, sw: int, gen: torch.Generator | None, like: torch.Tensor
+    ) -> torch.Tensor:
+        """(n, sh, sw) unit-norm window patterns: the paper's eta (transposed for a random half
+        of the rows on square windows), or Gaussian (``l2_eta`` "gaussian")."""
+        if self.cfg.l2_eta == "paper":
+            pat = eta(sh, sw).to(like)
+            flip = (self._draw((n,), gen) < 0.5).to(like.device) & (sh == sw)
+            return torch.where(flip[:, None, None], pat.T if sh == sw else pat, pat)
+        pats = torch.randn((n, sh, sw), generator=gen).to(like)
+        return pats / pats.flatten(1).norm(dim=1).clamp_min(_TINY)[:, None, None]
+
+    def _draw_move(
+        self,
+        x0: torch.Tensor,
+        x: torch.Tensor,
+        eps: torch.Tensor,
+        p: float,
+        bounds: Bounds,
+        gen: torch.Generator | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The paper's l2 proposal ("move") as windows: (flat pixel index (n, c, k), value,
+        weight) for ``_Work.score`` and ``_with_windows``; rows whose proposal changes nothing
+        (two empty windows and no budget left) are redrawn, up to ``_RESAMPLE`` times."""
+        n, c, h, w = as_image(x0).shape
+        sh, sw = self._l2_window(p, h, w)
+        at, value, weight = self._move(x0, x, eps, sh, sw, bounds, gen)
+        for _ in range(_RESAMPLE):  # rare: the windows were drawn to change something
+            now = as_image(x).reshape(n, c, -1).gather(-1, at)
+            same = ((value - now).abs().flatten(1).amax(dim=1) == 0).nonzero()[:, 0]
+            if len(same) == 0:
+                break
+            redo = self._move(x0[same], x[same], eps[same], sh, sw, bounds, gen)
+            at[same], value[same], weight[same] = redo
+        return at, value, weight
+
+    def _window_pairs(
+        self,
+        delta: torch.Tensor,
+        left: torch.Tensor,
+        sh: int,
+        sw: int,
+        gen: torch.Generator | None,
+    ) -> tuple[torch.Tensor, ...]:
+        """(r1, c1, r2, c2) (n,): each row's two windows, the first of 1 + ``_RESAMPLE`` random
+        pairs that can change something (either window holds a nonzero entry of ``delta``
+        (n, c, h, w), or the row has budget ``left`` > 0); the last pair where none can (the
+        distribution of redrawing one pair at a time, with the draws made at once). Nonzero
+        entries per window: sums over the window's rows of a prefix count along each image row
+        (exact integers)."""
+        n, c, h, w = delta.shape
+        k, dev = 1 + _RESAMPLE, delta.device
+        r1, c1, r2, c2 = ((self._draw((k, n), gen) * (m + 1)).long().to(dev)
+                          for m in (h - sh, w - sw, h - sh, w - sw))  # fmt: skip
+        nz = delta.abs().amax(dim=1).sign()  # (n, h, w): 1 where any channel is nonzero
+        prefix = torch.cat([torch.zeros_like(nz[..., :1]), nz.cumsum(-1)], -1).reshape(n, -1)
+        r, col = torch.cat([r1, r2]), torch.cat([c1, c2])  # (2k, n)
+        start = (r[..., None] + torch.arange(sh, device=dev)) * (w + 1) + col[..., None]
+        start = start.permute(1, 0, 2).reshape(n, -1)  # (n, 2k sh): each window's rows
+        count = prefix.gather(1, start + sw) - prefix.gather(1, start)
+        count = count.reshape(n, 2 * k, sh).sum(-1).t()  # (2k, n)
+        changes = (count[:k] + count[k:] > 0) | (left > 0)[None]  # (k, n)
+        first = torch.where(changes.any(0), changes.to(delta.dtype).argmax(0), k - 1)
+        rows = torch.arange(n, device=dev)
+        return r1[first, rows], c1[first, rows], r2[first, rows], c2[first, rows]
+
+    def _move(
+        self,
+        x0: torch.Tensor,
+        x: torch.Tensor,
+        eps: torch.Tensor,
+        sh: int,
+        sw: int,
+        bounds: Bounds,
+        gen: torch.Generator | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One "move" proposal per row, on the two windows' entries only: W2 emptied; W1 set to
+        a fresh pattern (``_patterns`` at weight ``l2_eta_weight``, a random sign per channel)
+        plus W1's old content (per channel at unit norm), scaled so that W1 holds the mass of
+        both windows and the budget left, eps^2 - ||delta||^2 (then ||delta|| = eps), and
+        fitted into the box by the exact l2 fill on W1's entries (``Norm.fill``). Nothing
+        outside the windows changes, so the whole input is never projected (the reference
+        rescales the whole perturbation to eps and clips, losing what the box cuts off).
+        Returns (index, value, weight) (n, c, 2 sh sw): W1's entries, then W2's; W2's entries
+        inside W1 repeat W1's (index and value) with weight 0."""
+        img0, img = as_image(x0), as_image(x)
+        n, c, h, w = img0.shape
+        dev, size = x0.device, sh * sw
+        flat0, flat = img0.reshape(n, c, h * w), img.reshape(n, c, h * w)
+        delta = (flat - flat0).reshape(n, -1)
+        norm_img2 = torch.linalg.vecdot(delta, delta)[:, None]  # (n, 1)
+        left = eps[:, None] ** 2 - norm_img2  # the budget not yet used
+        r1, c1, r2, c2 = self._window_pairs(delta.reshape(img.shape), left[:, 0], sh, sw, gen)
+        ii = torch.arange(sh, device=dev).repeat_interleave(sw)  # (s,): row in the window
+        jj = torch.arange(sw, device=dev).repeat(sh)
+        at1 = ((r1[:, None] + ii) * w + c1[:, None] + jj)[:, None].expand(n, c, size)
+        dr, dc = r2[:, None] + ii - r1[:, None], c2[:, None] + jj - c1[:, None]
+        in_w1 = (dr >= 0) & (dr < sh) & (dc >= 0) & (dc < sw)  # (n, s): W2's entries in W1
+        own = ((r2[:, None] + ii) * w + c2[:, None] + jj)[:, None].expand(n, c, size)
+        local = (dr.clamp(0, sh - 1) * sw + dc.clamp(0, sw - 1))[:, None].expand(n, c, size)
+        base1 = flat0.gather(-1, at1)
+        old1 = flat.gather(-1, at1) - base1  # (n, c, s)
+        old2 = (flat.gather(-1, own) - flat0.gather(-1, own)) * (~in_w1)[:, None]
+        norm_win2 = (old1 * old1).sum((1, 2))[:, None] + (old2 * old2).sum((1, 2))[:, None]
+        room = (left.clamp_min(0.0) + norm_win2) / c  # per channel
+        pats = self._patterns(n, sh, sw, gen, x0) * self.cfg.l2_eta_weight
+        fresh = pats.reshape(n, 1, size) * self._sign((n, c, 1), gen, x0)
+        new = fresh + old1 / old1.norm(dim=-1, keepdim=True).clamp_min(_TINY)
+        new = new / new.norm(dim=-1, keepdim=True).clamp_min(_TINY) * room[:, :, None].sqrt()
+        new = new.reshape(n, -1)
+        if bounds is not None:  # the same norm inside the box (or all that the box allows)
+            lo, hi = bounds
+            b1 = base1.reshape(n, -1)
+            box = torch.lerp(b1 - lo, hi - b1, _positive(new)).clamp_min(0.0)
+            new = new.sign() * self.norm.fill(new.abs(), box, new.norm(dim=-1))
+        value1 = base1 + new.reshape(n, c, size)
+        value1 = value1 if bounds is None else value1.clamp(*bounds)  # rounding only
+        at2 = torch.where(in_w1[:, None], at1.gather(-1, local), own)
+        value2 = torch.where(in_w1[:, None], value1.gather(-1, local), flat0.gather(-1, own))
+        once = (~in_w1)[:, None].expand(n, c, size).to(x0)  # W2's entries not written by W1
+        weight = torch.cat([torch.ones_like(value1), once], -1)
+        return torch.cat([at1, at2], -1), torch.cat([value1, value2], -1), weight
 
 
 def _with_windows(x: torch.Tensor, at: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
@@ -415,6 +536,9 @@ def _box_images(
     if box is None:
         raise TypeError(f"the {norm.name} ball is not a box")
     return as_image(box[0]), as_image(box[1])
+
+
+Scorer = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 class _Work:
@@ -452,20 +576,27 @@ class _Work:
         return torch.nn.functional.linear(x.flatten(1), self.head[0], self.head[1])
 
     def score(
-        self, model: Model, at: torch.Tensor, value: torch.Tensor
+        self,
+        model: Model,
+        at: torch.Tensor,
+        value: torch.Tensor,
+        weight: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(margin loss (n,), first-layer output (n, H) or None) of x with the windows ``at``
-        set to ``value`` (``Square._draw_linf``), counted as n forward passes: by the model,
-        or by its head (``head_of``): z + W[:, window] (value - x[window]), then the tail."""
+        """(logits (n, K), first-layer output (n, H) or None) of x with the windows ``at`` set
+        to ``value`` (``Square._draw_linf``, ``Square._draw_move``), counted as n forward
+        passes: by the model, or by its head (``head_of``): z + W[:, window] (value -
+        x[window]), then the tail. ``weight`` (n, c, k) 0 marks repeated entries (the same
+        index and value twice), counted once."""
         if self.head is None:
-            return margin_loss(model(_with_windows(self.x, at, value)), self.y), None
+            return model(_with_windows(self.x, at, value)), None
         n, c = at.shape[:2]
         flat = as_image(self.x).reshape(n, c, -1)
         tail = self.head[2]
         if 2 * at[0].numel() > self.cols.shape[0]:  # a large window: the whole first layer
             z = self._first_layer(_with_windows(self.x, at, value))
         else:  # sum over the window's entries of (value - x) times W's column (no gather)
-            change = (value - flat.gather(-1, at)).reshape(n, -1)  # (n, c * s * s)
+            change = value - flat.gather(-1, at)  # (n, c, k)
+            change = (change if weight is None else change * weight).reshape(n, -1)
             plane = torch.arange(c, device=at.device)[:, None] * flat.shape[-1]  # channel offset
             entry = (at + plane).reshape(n, -1)
             bag = torch.nn.functional.embedding_bag(
@@ -473,13 +604,16 @@ class _Work:
             )
             z = self.z + bag
         count_forward(model, n)
-        return margin_loss(tail(z), self.y), z
+        return tail(z), z
 
-    def confirm(self, model: Model, idx: torch.Tensor) -> torch.Tensor:
+    def confirm(self, model: Model, idx: torch.Tensor, score: Scorer | None = None) -> torch.Tensor:
         """Rows ``idx`` that the model itself misclassifies (bool (len(idx),)); the others get
-        their exact loss and first-layer output back and stay in the search."""
-        loss = margin_loss(model(self.x[idx]), self.y[idx])
-        fooled = loss > 0
+        their exact loss (``score``: logits, labels -> (loss, margin); default the margin
+        loss) and first-layer output back and stay in the search."""
+        logits = model(self.x[idx])
+        margin = margin_loss(logits, self.y[idx])
+        loss = margin if score is None else score(logits, self.y[idx])[0]
+        fooled = margin > 0
         self.loss[idx] = loss
         self.z[idx] = self._first_layer(self.x[idx])
         return fooled

@@ -20,7 +20,7 @@ from adv_core.config.models import ModelConfig
 from adv_core.config.training import TrainingConfig
 
 # Bump when a change to training or evaluation code changes numbers for an unchanged cell.
-ALGO_VERSION = "6"
+ALGO_VERSION = "7"
 # 3: execution settings (data_root, download, source_path) left the hashes
 # 4: small ensembles' targets attacked in one call (adv_core.evaluate.batched_targets): the
 #    random draws of random-start attacks on a cell with several members changed
