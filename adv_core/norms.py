@@ -12,7 +12,10 @@ import torch
 
 _TINY = 1e-12
 _INF = float("inf")
-_NEWTON_STEPS = 12  # ``_invert_capped``: rows not settled by then are sorted
+_NEWTON_STEPS = 12  # ``_solve_capped``: rows not settled by then are sorted
+_SORT_MAX_D = 64  # ``_solve_capped`` sorts at once up to this D (Square's windows): measured
+# on 275 rows, one sort costs 0.2-0.4 ms at D = 9-49 against 0.5-1.0 ms for Newton's loop of
+# small operations, the same at D = 81, and 1.7 against 0.9 ms at D = 169
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
@@ -47,9 +50,13 @@ def _solve_capped(slope: torch.Tensor, cap: torch.Tensor, m: torch.Tensor) -> to
     costs about 30 of them). Each step is float arithmetic over D (which entries are still
     free, cap_i - slope_i t > 0, and the two sums of g's segment), on the rows still moving
     only: once they are at most half of the rows, the others are dropped. Rows not settled
-    after ``_NEWTON_STEPS`` steps go to ``_invert_capped_sorted``."""
+    after ``_NEWTON_STEPS`` steps, and every row when D <= ``_SORT_MAX_D``, go to
+    ``_invert_capped_sorted``."""
     d = cap.shape[-1]
     slope2, cap2, m2 = slope.reshape(-1, d), cap.reshape(-1, d), m.reshape(-1)
+    if d <= _SORT_MAX_D:  # small D: one sort is cheaper than the loop's small operations
+        brk = torch.where(slope2 > 0, cap2 / slope2.clamp_min(_TINY), 0.0)
+        return _invert_capped_sorted(slope2, brk, m2).reshape(m.shape)
     capped = _finite_or_zero(cap2)  # what an entry adds once capped (inf caps never are)
     out = torch.zeros_like(m2)
     rows = torch.arange(len(m2), device=m2.device)  # the working set: rows of out
@@ -399,8 +406,15 @@ class L2(Norm):
         on |delta| and the room in delta's direction)."""
         flat, u, dn = _flat(delta), _flat(up), _flat(down)
         e = torch.as_tensor(eps, dtype=flat.dtype, device=flat.device).expand(flat.shape[0])
-        room = torch.lerp(dn, u, _positive(flat)).clamp_min(0.0)  # in delta's direction
-        s = _fill_scale(flat.abs(), room, e).clamp_max(1.0)
+        # Rows with delta inside the box (an ascent step that respects the box, from a point
+        # in the ball) keep s delta inside it for every s <= 1: the ball's closed form.
+        s = (e / flat.norm(dim=1).clamp_min(_TINY)).clamp_max(1.0)
+        out = torch.maximum(flat - u, -dn - flat).amax(dim=1)  # > 0: an entry leaves the box
+        rows = (~(out <= 0)).nonzero()[:, 0]  # (nan: solved)
+        if len(rows):
+            f, ur, dr = flat[rows], u[rows], dn[rows]
+            room = torch.lerp(dr, ur, _positive(f)).clamp_min(0.0)  # in delta's direction
+            s[rows] = _fill_scale(f.abs(), room, e[rows]).clamp_max(1.0)
         d = torch.maximum(torch.minimum(flat * s[:, None], u), -dn)
         # rounding of the scale may leave ||d|| an ulp above eps: shrink (0 is in the box)
         d = d * (e / d.norm(dim=1).clamp_min(_TINY)).clamp_max(1.0)[:, None]

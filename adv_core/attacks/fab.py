@@ -19,7 +19,7 @@ import torch
 from adv_core.attacks.base import Bounds, Model, bcast, clip_box, correct
 from adv_core.attacks.min_norm import MinimumNorm
 from adv_core.config.attacks import FabAttack
-from adv_core.norms import Norm
+from adv_core.norms import Norm, _all_inf, _positive
 
 INIT_EPS = {"linf": 0.3, "l2": 1.0, "l1": 5.0}
 """Random-start radius when no distance is known yet (the reference's defaults)."""
@@ -32,10 +32,15 @@ def to_plane(
     box); where the box cannot reach the plane, the box corner that gets closest to it."""
     s = w.sign() * c.sign()[:, None]
     a = w.abs()
-    room = torch.where(s > 0, up, down).clamp_min(0)
+    if _all_inf(up) or _all_inf(down):
+        room = torch.where(s > 0, up, down).clamp_min(0)
+    else:  # float arithmetic, no mask (``norms._positive``)
+        room = torch.lerp(down, up, _positive(s)).clamp_min(0)
     r, dist = norm.plane_fill(a, room, c.abs())  # exact, one sort for linf / l2 / l1
-    corner = torch.where(a > 0, room, 0.0)  # used only where every live room is finite
-    return s * torch.where(torch.isfinite(dist)[:, None], r, corner)
+    far = (~torch.isfinite(dist)).nonzero()[:, 0]  # every live room is finite there
+    if len(far):
+        r[far] = torch.where(a[far] > 0, room[far], 0.0)  # the closest box corner
+    return s * r
 
 
 class Fab(MinimumNorm):
@@ -172,7 +177,10 @@ class Fab(MinimumNorm):
             adv = ~correct(model(x1), y)  # (A,)
             dist = self.norm.norm(x1 - x0)
             better = adv & (dist < best_d)
-            best_x = torch.where(bcast(better, x1), x1, best_x)
+            # row selections by lerp with 0/1 weights (exact for finite inputs; on CPU a
+            # broadcast torch.where costs several float ops)
+            best_x = torch.lerp(best_x, x1, bcast(better.to(x1.dtype), x1))
             best_d = torch.where(better, dist, best_d)
-            x1 = torch.where(bcast(adv, x1), x0 + self.cfg.beta * (x1 - x0), x1)
+            back = x0 + self.cfg.beta * (x1 - x0)
+            x1 = torch.lerp(x1, back, bcast(adv.to(x1.dtype), x1))
         return best_x, best_d

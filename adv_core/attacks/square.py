@@ -53,6 +53,7 @@ from adv_core.norms import Norm, _positive
 _SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64),
              (6000, 128), (8000, 256))  # fmt: skip
 _RESAMPLE = 10
+_SPARE = 1e-5  # l2 "move": budget left below this fraction of eps^2 is rounding, not budget
 _REFRESH = 100  # queries between exact recomputations of the first layer's output
 _TINY = 1e-12
 _STEP_UP = 1.2  # l2 "step": a row's step grows by this on an accepted proposal ...
@@ -435,14 +436,14 @@ class Square(Attack):
     def _window_pairs(
         self,
         delta: torch.Tensor,
-        left: torch.Tensor,
+        spare: torch.Tensor,
         sh: int,
         sw: int,
         gen: torch.Generator | None,
     ) -> tuple[torch.Tensor, ...]:
         """(r1, c1, r2, c2) (n,): each row's two windows, the first of 1 + ``_RESAMPLE`` random
         pairs that can change something (either window holds a nonzero entry of ``delta``
-        (n, c, h, w), or the row has budget ``left`` > 0); the last pair where none can (the
+        (n, c, h, w), or the row has budget to spare, ``spare`` (n,) bool); the last pair where none can (the
         distribution of redrawing one pair at a time, with the draws made at once). Nonzero
         entries per window: sums over the window's rows of a prefix count along each image row
         (exact integers)."""
@@ -457,7 +458,7 @@ class Square(Attack):
         start = start.permute(1, 0, 2).reshape(n, -1)  # (n, 2k sh): each window's rows
         count = prefix.gather(1, start + sw) - prefix.gather(1, start)
         count = count.reshape(n, 2 * k, sh).sum(-1).t()  # (2k, n)
-        changes = (count[:k] + count[k:] > 0) | (left > 0)[None]  # (k, n)
+        changes = (count[:k] + count[k:] > 0) | spare[None]  # (k, n)
         first = torch.where(changes.any(0), changes.to(delta.dtype).argmax(0), k - 1)
         rows = torch.arange(n, device=dev)
         return r1[first, rows], c1[first, rows], r2[first, rows], c2[first, rows]
@@ -488,7 +489,8 @@ class Square(Attack):
         delta = (flat - flat0).reshape(n, -1)
         norm_img2 = torch.linalg.vecdot(delta, delta)[:, None]  # (n, 1)
         left = eps[:, None] ** 2 - norm_img2  # the budget not yet used
-        r1, c1, r2, c2 = self._window_pairs(delta.reshape(img.shape), left[:, 0], sh, sw, gen)
+        spare = left[:, 0] > _SPARE * eps**2  # budget beyond the rounding of ||delta|| = eps
+        r1, c1, r2, c2 = self._window_pairs(delta.reshape(img.shape), spare, sh, sw, gen)
         ii = torch.arange(sh, device=dev).repeat_interleave(sw)  # (s,): row in the window
         jj = torch.arange(sw, device=dev).repeat(sh)
         at1 = ((r1[:, None] + ii) * w + c1[:, None] + jj)[:, None].expand(n, c, size)

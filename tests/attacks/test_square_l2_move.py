@@ -72,9 +72,9 @@ def test_window_pairs_take_the_first_pair_that_can_change() -> None:
     delta = torch.zeros(n, 1, h, w)
     pix = torch.randint(0, h * w, (n,), generator=g)
     delta.view(n, -1)[torch.arange(n), pix] = 0.3
-    left = torch.zeros(n)
+    spare = torch.zeros(n, dtype=torch.bool)
     sq = _square()
-    got = sq._window_pairs(delta, left, sh, sw, torch.Generator().manual_seed(5))
+    got = sq._window_pairs(delta, spare, sh, sw, torch.Generator().manual_seed(5))
     draws = torch.Generator().manual_seed(5)  # the same draws, replayed
     k = 1 + square._RESAMPLE
     r1, c1, r2, c2 = ((sq._draw((k, n), draws) * (m + 1)).long() for m in (h - sh, w - sw) * 2)
@@ -88,7 +88,7 @@ def test_window_pairs_take_the_first_pair_that_can_change() -> None:
                 break
         want = (r1[choice, i], c1[choice, i], r2[choice, i], c2[choice, i])
         assert tuple(int(v[i]) for v in got) == tuple(int(v) for v in want), i
-    rich = sq._window_pairs(delta, left + 1.0, sh, sw, torch.Generator().manual_seed(5))
+    rich = sq._window_pairs(delta, ~spare, sh, sw, torch.Generator().manual_seed(5))
     assert all(torch.equal(a, b[0]) for a, b in zip(rich, (r1, c1, r2, c2), strict=True))
 
 
