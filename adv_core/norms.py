@@ -39,7 +39,9 @@ def _finite_or_zero(t: torch.Tensor) -> torch.Tensor:
     return torch.nan_to_num(t, nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def _solve_capped(slope: torch.Tensor, cap: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+def _solve_capped(
+    slope: torch.Tensor, cap: torch.Tensor, m: torch.Tensor, finite: bool = False
+) -> torch.Tensor:
     """Smallest t >= 0 (...,) with g(t) = sum_i min(slope_i t, cap_i) >= m, exactly (inf where
     g never reaches m); slope >= 0 and cap >= 0 (inf: never capped) are (..., D).
 
@@ -51,13 +53,13 @@ def _solve_capped(slope: torch.Tensor, cap: torch.Tensor, m: torch.Tensor) -> to
     free, cap_i - slope_i t > 0, and the two sums of g's segment), on the rows still moving
     only: once they are at most half of the rows, the others are dropped. Rows not settled
     after ``_NEWTON_STEPS`` steps, and every row when D <= ``_SORT_MAX_D``, go to
-    ``_invert_capped_sorted``."""
+    ``_invert_capped_sorted``. ``finite``: the caller knows every cap is finite."""
     d = cap.shape[-1]
     slope2, cap2, m2 = slope.reshape(-1, d), cap.reshape(-1, d), m.reshape(-1)
     if d <= _SORT_MAX_D:  # small D: one sort is cheaper than the loop's small operations
         brk = torch.where(slope2 > 0, cap2 / slope2.clamp_min(_TINY), 0.0)
         return _invert_capped_sorted(slope2, brk, m2).reshape(m.shape)
-    capped = _finite_or_zero(cap2)  # what an entry adds once capped (inf caps never are)
+    capped = cap2 if finite else _finite_or_zero(cap2)  # added once capped (inf: never)
     out = torch.zeros_like(m2)
     rows = torch.arange(len(m2), device=m2.device)  # the working set: rows of out
     sl, cp, cd, mm, t = slope2, cap2, capped, m2, out.clone()
@@ -149,8 +151,11 @@ def _fill_scale(a: torch.Tensor, room: torch.Tensor, eps: torch.Tensor) -> torch
     d = a.shape[-1]
     a2, room2 = a.reshape(-1, d), room.reshape(-1, d)
     e2 = eps.expand(a.shape[:-1]).reshape(-1)
-    cap = torch.nan_to_num(room2 * room2 * a2.sign(), nan=0.0, posinf=_INF)  # a = 0: adds 0
-    t2 = _solve_capped(a2 * a2, cap, e2 * e2)
+    cap = room2 * room2 * a2.sign()  # a = 0: adds 0
+    finite = room2.numel() == 0 or bool(room2.amax() < _INF)  # a box everywhere: no nan
+    if not finite:
+        cap = torch.nan_to_num(cap, nan=0.0, posinf=_INF)  # no room limit: inf, not nan
+    t2 = _solve_capped(a2 * a2, cap, e2 * e2, finite)
     t = t2.sqrt()
     full = (~torch.isfinite(t2)).nonzero()[:, 0]  # the box allows less than eps
     if len(full):

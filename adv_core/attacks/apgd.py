@@ -131,22 +131,25 @@ class Apgd(Attack):
         reduced = torch.zeros_like(found)
         last_best = loss_best.clone()
         it, hist = 0, []  # hist: per-step losses, only while a loss trace is recorded
+        project = self.projector(x0, eps, bounds)
         for phase in checkpoint_phases(self.cfg.steps):
             n_up = torch.zeros_like(cur)
             for _ in range(min(phase, self.cfg.steps - it)):
                 a = self.cfg.momentum if it > 0 else 1.0
-                z = self.project(x0, x + self.norm.ascent(g, step, bounds, x), eps, bounds)
-                x_new = self.project(x0, x + a * (z - x) + (1 - a) * (x - x_prev), eps, bounds)
+                z = project(x + self.norm.ascent(g, step, bounds, x))
+                x_new = project(x + a * (z - x) + (1 - a) * (x - x_prev))
                 x_prev, x = x, x_new
                 g, logits = self.gradient(model, x, y, loss, generator)
                 cur = loss(logits, y)
                 if tracing():
                     hist.append(cur.detach().clone())
                 newly = self.adversarial(logits, y) & ~found
-                x_adv, found = torch.where(bcast(newly, x), x, x_adv), found | newly
-                up = cur > loss_best  # (A,); masks by torch.where: no host synchronisation
+                # rows selected by lerp with 0/1 weights (exact on finite points, a float op
+                # where a broadcast torch.where costs several on CPU; no host synchronisation)
+                x_adv, found = torch.lerp(x_adv, x, bcast(newly.to(x.dtype), x)), found | newly
+                up = cur > loss_best  # (A,)
                 n_up += up.to(cur.dtype)
-                x_best = torch.where(bcast(up, x), x, x_best)
+                x_best = torch.lerp(x_best, x, bcast(up.to(x.dtype), x))
                 g_best = torch.where(bcast(up, g), g, g_best)
                 loss_best = torch.maximum(cur, loss_best)
                 it += 1

@@ -260,6 +260,17 @@ class Attack:
         lo, hi = bounds
         return clip_box(x0 + self.norm.project_box(x - x0, eps, hi - x0, x0 - lo), bounds)
 
+    def projector(
+        self, x0: torch.Tensor, eps: torch.Tensor, bounds: Bounds
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``project`` onto the set around x0, with the box's room around x0 computed once (for
+        attacks that project every step)."""
+        if type(self).project is not Attack.project or bounds is None:
+            return lambda x: self.project(x0, x, eps, bounds)
+        lo, hi = bounds
+        up, down = hi - x0, x0 - lo
+        return lambda x: clip_box(x0 + self.norm.project_box(x - x0, eps, up, down), bounds)
+
     def feasible_box(
         self, x0: torch.Tensor, eps: torch.Tensor, bounds: Bounds
     ) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -443,21 +443,28 @@ class Square(Attack):
     ) -> tuple[torch.Tensor, ...]:
         """(r1, c1, r2, c2) (n,): each row's two windows, the first of 1 + ``_RESAMPLE`` random
         pairs that can change something (either window holds a nonzero entry of ``delta``
-        (n, c, h, w), or the row has budget to spare, ``spare`` (n,) bool); the last pair where none can (the
-        distribution of redrawing one pair at a time, with the draws made at once). Nonzero
-        entries per window: sums over the window's rows of a prefix count along each image row
-        (exact integers)."""
+        (n, c, h, w), or the row has budget to spare, ``spare`` (n,) bool); the last pair where
+        none can (the distribution of redrawing one pair at a time, with the draws made at
+        once). Small windows (2 k windows of at most h w entries in all) read their entries;
+        larger ones sum, over the window's rows, a prefix count along each image row (exact
+        integers)."""
         n, c, h, w = delta.shape
         k, dev = 1 + _RESAMPLE, delta.device
         r1, c1, r2, c2 = ((self._draw((k, n), gen) * (m + 1)).long().to(dev)
                           for m in (h - sh, w - sw, h - sh, w - sw))  # fmt: skip
-        nz = delta.abs().amax(dim=1).sign()  # (n, h, w): 1 where any channel is nonzero
-        prefix = torch.cat([torch.zeros_like(nz[..., :1]), nz.cumsum(-1)], -1).reshape(n, -1)
         r, col = torch.cat([r1, r2]), torch.cat([c1, c2])  # (2k, n)
-        start = (r[..., None] + torch.arange(sh, device=dev)) * (w + 1) + col[..., None]
-        start = start.permute(1, 0, 2).reshape(n, -1)  # (n, 2k sh): each window's rows
-        count = prefix.gather(1, start + sw) - prefix.gather(1, start)
-        count = count.reshape(n, 2 * k, sh).sum(-1).t()  # (2k, n)
+        size = delta.abs().amax(dim=1)  # (n, h, w): > 0 where any channel is nonzero
+        if 2 * k * sh * sw <= h * w:  # the windows' own entries
+            offset = torch.arange(sh, device=dev)[:, None] * w + torch.arange(sw, device=dev)
+            at = ((r * w + col).t()[..., None] + offset.reshape(-1)).reshape(n, -1)
+            count = size.reshape(n, -1).gather(1, at).reshape(n, 2 * k, -1).amax(-1).t()
+        else:
+            nz = size.sign()
+            prefix = torch.cat([torch.zeros_like(nz[..., :1]), nz.cumsum(-1)], -1).reshape(n, -1)
+            start = (r[..., None] + torch.arange(sh, device=dev)) * (w + 1) + col[..., None]
+            start = start.permute(1, 0, 2).reshape(n, -1)  # (n, 2k sh): each window's rows
+            count = prefix.gather(1, start + sw) - prefix.gather(1, start)
+            count = count.reshape(n, 2 * k, sh).sum(-1).t()  # (2k, n)
         changes = (count[:k] + count[k:] > 0) | spare[None]  # (k, n)
         first = torch.where(changes.any(0), changes.to(delta.dtype).argmax(0), k - 1)
         rows = torch.arange(n, device=dev)
@@ -512,7 +519,11 @@ class Square(Attack):
             lo, hi = bounds
             b1 = base1.reshape(n, -1)
             box = torch.lerp(b1 - lo, hi - b1, _positive(new)).clamp_min(0.0)
-            new = new.sign() * self.norm.fill(new.abs(), box, new.norm(dim=-1))
+            clipped = ((new.abs() - box).amax(dim=-1) > 0).nonzero()[:, 0]  # the others fit
+            if len(clipped):
+                part = new[clipped]
+                fill = self.norm.fill(part.abs(), box[clipped], part.norm(dim=-1))
+                new[clipped] = part.sign() * fill
         value1 = base1 + new.reshape(n, c, size)
         value1 = value1 if bounds is None else value1.clamp(*bounds)  # rounding only
         at2 = torch.where(in_w1[:, None], at1.gather(-1, local), own)

@@ -55,6 +55,29 @@ def test_project_box_matches_the_bisection_and_is_feasible() -> None:
     assert torch.equal(got[inside], torch.maximum(torch.minimum(delta, 1 - x0), -x0)[inside])
 
 
+def test_rows_inside_the_box_take_the_balls_closed_form() -> None:
+    """A delta inside the box (APGD's box-respecting ascent step) stays inside for every scale
+    <= 1, so its projection is the ball's; rows leaving the box are solved. Both kinds in one
+    batch, each against the bisection."""
+    g = torch.Generator().manual_seed(4)
+    b, d = 200, 30
+    x0 = 0.2 + 0.6 * torch.rand(b, d, generator=g)
+    delta = (torch.rand(b, d, generator=g) - 0.5) * 0.4  # |delta| <= 0.2: inside the box
+    delta[b // 2 :, :3] = 0.9  # these rows leave it
+    eps = 0.2 + torch.rand(b, generator=g)
+    got = L2().project_box(delta, eps, 1 - x0, x0)
+    room = torch.where(delta > 0, 1 - x0, x0)
+    scale = _bisect_scale(delta.abs(), room, eps).clamp_max(1.0)
+    ref = torch.maximum(torch.minimum(delta.double() * scale[:, None], 1 - x0), -x0)
+    assert (got.double() - ref).abs().max() < 1e-6
+    ball = delta[: b // 2] * (eps[: b // 2] / delta[: b // 2].norm(dim=1)).clamp_max(1)[:, None]
+    assert torch.allclose(got[: b // 2], ball, atol=1e-7)
+    assert not torch.allclose(
+        got[b // 2 :],
+        delta[b // 2 :] * (eps[b // 2 :] / delta[b // 2 :].norm(dim=1)).clamp_max(1)[:, None],
+    )
+
+
 def test_project_box_is_the_closest_feasible_point() -> None:
     x0, delta, eps = _instance(1, b=60, d=12)
     got = L2().project_box(delta, eps, 1 - x0, x0)

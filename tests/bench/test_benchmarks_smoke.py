@@ -58,6 +58,8 @@ def test_benchmark_runs_at_quick_size(
         check_measurement(m)
     text = table(rows)
     assert all(m.metric in text for m in rows)
+    if module == "autoattack_bench":  # the goal is stated for linf and l2, on both models
+        assert sorted(m.metric.split()[1] for m in rows) == ["l2", "l2", "linf", "linf"]
 
 
 def test_pgd_sides_see_the_same_budget() -> None:
