@@ -228,13 +228,13 @@ class Norm(ABC):
         """delta (..., D) maximising <g, delta> over ||delta||_p <= eps and -down <= delta <= up
         (the box [lo, hi] around x: up = hi - x, down = x - lo; None: no box). Exact for every
         norm (THEORY.md section 1): the optimal perturbation of a linear model."""
-        inf = torch.full_like(g, float("inf"))
-        up_t = inf if up is None else up.expand_as(g)
-        down_t = inf if down is None else down.expand_as(g)
         if up is None or down is None:
+            inf = torch.full_like(g, float("inf"))
+            up_t = inf if up is None else up.expand_as(g)
+            down_t = inf if down is None else down.expand_as(g)
             room = torch.where(g > 0, up_t, down_t).clamp_min(0)
         else:  # the room in g's direction, by float arithmetic (``_positive``)
-            room = torch.lerp(down_t, up_t, _positive(g)).clamp_min(0)
+            room = torch.lerp(down.expand_as(g), up.expand_as(g), _positive(g)).clamp_min(0)
         e = torch.as_tensor(eps, dtype=g.dtype, device=g.device).expand(g.shape[:-1])
         return g.sign() * self.fill(g.abs(), room, e)
 

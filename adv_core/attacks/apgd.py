@@ -58,6 +58,32 @@ def _targeted_at(targets: torch.Tensor, idx: Rows) -> Loss:
     return targeted_dlr(targets[idx])
 
 
+STACK_ROWS = 4096
+"""Consecutive targeted runs are stacked into one run of up to this many rows (each example
+repeated once per target; ``Apgd._run_stacked``): on few rows a step's fixed cost dominates."""
+
+
+def _target_of(run: Callable[[Rows], Loss]) -> torch.Tensor:
+    return run.args[0]  # type: ignore[attr-defined]
+
+
+def _stacks(runs: list[Callable[[Rows], Loss]], n: int) -> list[list[Callable[[Rows], Loss]]]:
+    """The runs in order, consecutive targeted ones grouped by up to STACK_ROWS // n."""
+    size = max(1, STACK_ROWS // max(n, 1))
+    out: list[list[Callable[[Rows], Loss]]] = []
+    for run in runs:
+        last = out[-1] if out else None
+        if _is_targeted(run) and last is not None and len(last) < size and _is_targeted(last[-1]):
+            last.append(run)
+        else:
+            out.append([run])
+    return out
+
+
+def _is_targeted(run: Callable[[Rows], Loss]) -> bool:
+    return isinstance(run, partial) and run.func is _targeted_at
+
+
 class Apgd(Attack):
     cfg: ApgdAttack
 
@@ -103,12 +129,42 @@ class Apgd(Attack):
         generator: torch.Generator | None,
     ) -> torch.Tensor:
         runs = [m for m in self.losses(model, x) for _ in range(self.cfg.restarts)]
-        return self.worst_case(
-            model, x, y, len(runs),
-            lambda r, idx: self._run(
-                rows(model, idx), x[idx], y[idx], eps[idx], bounds, generator, runs[r](idx)
-            ),
-        )  # fmt: skip
+        stacks = _stacks(runs, len(y))
+
+        def run(r: int, idx: Rows) -> torch.Tensor:
+            if len(stacks[r]) == 1:
+                loss = stacks[r][0](idx)
+                return self._run(
+                    rows(model, idx), x[idx], y[idx], eps[idx], bounds, generator, loss
+                )
+            return self._run_stacked(model, x, y, eps, bounds, generator, stacks[r], idx)
+
+        return self.worst_case(model, x, y, len(stacks), run)
+
+    def _run_stacked(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        eps: torch.Tensor,
+        bounds: Bounds,
+        generator: torch.Generator | None,
+        stack: list[Callable[[Rows], Loss]],
+        idx: Rows,
+    ) -> torch.Tensor:
+        """Targeted runs as one: rows ``idx`` repeated once per target, one ``_run`` on them
+        (the rows are independent; one step's operations serve every target). Per example the
+        first target's point that is adversarial, else the last target's: what running the
+        targets in turn, each on what the earlier ones left, keeps."""
+        ids = torch.arange(len(y), device=x.device)[idx]
+        t, n = len(stack), len(ids)
+        rep = ids.repeat(t)
+        target = torch.cat([_target_of(run)[ids] for run in stack])
+        routed = rows(model, rep)
+        xa = self._run(routed, x[rep], y[rep], eps[rep], bounds, generator, targeted_dlr(target))
+        hit = self.hits(routed, xa, y[rep]).reshape(t, n)
+        first = torch.where(hit.any(0), hit.to(x.dtype).argmax(0), t - 1)
+        return xa.reshape(t, n, *x.shape[1:])[first, torch.arange(n, device=x.device)]
 
     def _run(
         self,

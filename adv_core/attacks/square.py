@@ -450,13 +450,13 @@ class Square(Attack):
         integers)."""
         n, c, h, w = delta.shape
         k, dev = 1 + _RESAMPLE, delta.device
-        r1, c1, r2, c2 = ((self._draw((k, n), gen) * (m + 1)).long().to(dev)
-                          for m in (h - sh, w - sw, h - sh, w - sw))  # fmt: skip
-        r, col = torch.cat([r1, r2]), torch.cat([c1, c2])  # (2k, n)
+        span = torch.tensor([h - sh + 1, w - sw + 1] * 2, dtype=delta.dtype)[:, None, None]
+        rc = (self._draw((4, k, n), gen) * span).long().to(dev)  # (r1, c1, r2, c2) x (k, n)
+        r, col = rc[0::2].reshape(2 * k, n), rc[1::2].reshape(2 * k, n)  # W1's, then W2's
         size = delta.abs().amax(dim=1)  # (n, h, w): > 0 where any channel is nonzero
         if 2 * k * sh * sw <= h * w:  # the windows' own entries
-            offset = torch.arange(sh, device=dev)[:, None] * w + torch.arange(sw, device=dev)
-            at = ((r * w + col).t()[..., None] + offset.reshape(-1)).reshape(n, -1)
+            offset = _window_grid(sh, sw, w, dev)[2]
+            at = ((r * w + col).t()[..., None] + offset).reshape(n, -1)
             count = size.reshape(n, -1).gather(1, at).reshape(n, 2 * k, -1).amax(-1).t()
         else:
             nz = size.sign()
@@ -467,8 +467,7 @@ class Square(Attack):
             count = count.reshape(n, 2 * k, sh).sum(-1).t()  # (2k, n)
         changes = (count[:k] + count[k:] > 0) | spare[None]  # (k, n)
         first = torch.where(changes.any(0), changes.to(delta.dtype).argmax(0), k - 1)
-        rows = torch.arange(n, device=dev)
-        return r1[first, rows], c1[first, rows], r2[first, rows], c2[first, rows]
+        return tuple(rc[:, first, torch.arange(n, device=dev)])
 
     def _move(
         self,
@@ -498,8 +497,7 @@ class Square(Attack):
         left = eps[:, None] ** 2 - norm_img2  # the budget not yet used
         spare = left[:, 0] > _SPARE * eps**2  # budget beyond the rounding of ||delta|| = eps
         r1, c1, r2, c2 = self._window_pairs(delta.reshape(img.shape), spare, sh, sw, gen)
-        ii = torch.arange(sh, device=dev).repeat_interleave(sw)  # (s,): row in the window
-        jj = torch.arange(sw, device=dev).repeat(sh)
+        ii, jj, _ = _window_grid(sh, sw, w, dev)  # (s,): row and column in the window
         at1 = ((r1[:, None] + ii) * w + c1[:, None] + jj)[:, None].expand(n, c, size)
         dr, dc = r2[:, None] + ii - r1[:, None], c2[:, None] + jj - c1[:, None]
         in_w1 = (dr >= 0) & (dr < sh) & (dc >= 0) & (dc < sw)  # (n, s): W2's entries in W1
@@ -531,6 +529,17 @@ class Square(Attack):
         once = (~in_w1)[:, None].expand(n, c, size).to(x0)  # W2's entries not written by W1
         weight = torch.cat([torch.ones_like(value1), once], -1)
         return torch.cat([at1, at2], -1), torch.cat([value1, value2], -1), weight
+
+
+@functools.lru_cache(maxsize=256)
+def _window_grid(
+    sh: int, sw: int, w: int, dev: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(row, column, flat offset in an image of width w) of each entry of an sh x sw window,
+    (sh * sw,) each (cached: callers must not write into them)."""
+    ii = torch.arange(sh, device=dev).repeat_interleave(sw)
+    jj = torch.arange(sw, device=dev).repeat(sh)
+    return ii, jj, ii * w + jj
 
 
 def _with_windows(x: torch.Tensor, at: torch.Tensor, value: torch.Tensor) -> torch.Tensor:

@@ -63,11 +63,12 @@ def test_move_changes_two_windows_and_keeps_the_norm_in_the_box(background: bool
         assert not bool(same.all(1).any())  # every row's proposal changes it
 
 
-def test_window_pairs_take_the_first_pair_that_can_change() -> None:
+@pytest.mark.parametrize("side", [9, 28])  # 22 windows of 9 entries: > 81 (prefix counts), <= 784
+def test_window_pairs_take_the_first_pair_that_can_change(side: int) -> None:
     """One nonzero pixel per row and no budget left: a pair can change something only if a
     window covers that pixel. The pair chosen is the first such of the draws (the last where
     none is), counted here by slicing the image."""
-    n, h, w, sh, sw = 200, 9, 9, 3, 3
+    n, h, w, sh, sw = 200, side, side, 3, 3
     g = torch.Generator().manual_seed(0)
     delta = torch.zeros(n, 1, h, w)
     pix = torch.randint(0, h * w, (n,), generator=g)
@@ -77,7 +78,8 @@ def test_window_pairs_take_the_first_pair_that_can_change() -> None:
     got = sq._window_pairs(delta, spare, sh, sw, torch.Generator().manual_seed(5))
     draws = torch.Generator().manual_seed(5)  # the same draws, replayed
     k = 1 + square._RESAMPLE
-    r1, c1, r2, c2 = ((sq._draw((k, n), draws) * (m + 1)).long() for m in (h - sh, w - sw) * 2)
+    u = sq._draw((4, k, n), draws)
+    r1, c1, r2, c2 = ((u[i] * (m + 1)).long() for i, m in enumerate((h - sh, w - sw) * 2))
     for i in range(n):
         choice = k - 1
         for j in range(k):
