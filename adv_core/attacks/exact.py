@@ -5,7 +5,7 @@ norm <= eps (inside the box [lo, hi]^D when there is one) iff, for every j != y,
 m_j = (w_y - w_j).x + (b_y - b_j) survives the adversary's best reduction
 max <-(w_y - w_j), delta>. That reduction is the norm's exact box-constrained linear maximiser
 (``Norm.fill``): no box gives eps * ||w_y - w_j||_q; with the box, linf is separable
-(sum |v_k| min(eps, room_k)), l2 solves the Lagrange condition exactly with one sort, l1 is a
+(sum |v_k| min(eps, room_k)), l2 solves the Lagrange condition exactly (``norms._fill_scale``), l1 is a
 fractional knapsack and l0 takes the k largest |v_k| room_k. Ties count as errors; float64.
 The optimal perturbation for the weakest pair is returned as x_adv; distances are the exact
 minimal adversarial distances.

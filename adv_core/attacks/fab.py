@@ -36,7 +36,7 @@ def to_plane(
         room = torch.where(s > 0, up, down).clamp_min(0)
     else:  # float arithmetic, no mask (``norms._positive``)
         room = torch.lerp(down, up, _positive(s)).clamp_min(0)
-    r, dist = norm.plane_fill(a, room, c.abs())  # exact, one sort for linf / l2 / l1
+    r, dist = norm.plane_fill(a, room, c.abs())  # exact for linf / l2 / l1
     far = (~torch.isfinite(dist)).nonzero()[:, 0]  # every live room is finite there
     if len(far):
         r[far] = torch.where(a[far] > 0, room[far], 0.0)  # the closest box corner

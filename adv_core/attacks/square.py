@@ -248,7 +248,7 @@ class Square(Attack):
         lo, hi = bounds
         x0f = x0.reshape(len(x0), -1)
         room = torch.where(flat > 0, hi - x0f, x0f - lo).clamp_min(0.0)
-        step = self.norm.fill(flat.abs(), room, eps)  # |x - x0| per coordinate, one sort
+        step = self.norm.fill(flat.abs(), room, eps)  # |x - x0| per coordinate, exact
         return (x0f + flat.sign() * step).clamp(lo, hi).reshape(x0.shape)
 
     def _propose_changed(

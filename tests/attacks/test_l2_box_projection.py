@@ -1,4 +1,4 @@
-"""The l2 ball intersected with the box, solved with one sort (``norms._fill_scale``), and the l1
+"""The l2 ball intersected with the box, solved exactly (``norms._fill_scale``), and the l1
 ball with the box (``norms._l1_box_theta``, against a float64 bisection):
 ``L2.project_box`` (APGD/PGD l2 projections), ``L2.fill`` (FAB, steepest ascent in the box) and
 Square l2's ``_l2_finish`` against independent solutions: a float64 bisection on the scale of
