@@ -87,16 +87,8 @@ def _solve_capped(
     return torch.where(m2 <= 0, 0.0, out).reshape(m.shape)
 
 
-def _invert_capped(slope: torch.Tensor, brk: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """Smallest t >= 0 (...,) with g(t) = sum_i min(slope_i t, slope_i brk_i) >= m, exactly
-    (inf where g never reaches m); slope >= 0 and brk >= 0 (inf: never capped) are (..., D):
-    ``_solve_capped`` with caps slope_i brk_i."""
-    cap = torch.nan_to_num(slope * brk, nan=0.0, posinf=_INF)  # slope 0, brk inf: adds 0
-    return _solve_capped(slope, cap, m)
-
-
 def _invert_capped_sorted(slope: torch.Tensor, brk: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """``_invert_capped`` with one sort: g is piecewise linear and non-decreasing with kinks at
+    """``_solve_capped`` (with caps slope_i brk_i) by one sort: g is piecewise linear and non-decreasing with kinks at
     the sorted brk, so the solution lies on the first segment whose right end reaches m.
     Entries with slope 0 must have brk 0 (they add nothing)."""
     b, order = brk.sort(dim=-1)  # (..., D) ascending kinks
@@ -170,6 +162,17 @@ def _all_inf(room: torch.Tensor) -> bool:
     return room.numel() == 0 or bool(room.amin() == _INF)
 
 
+def room_toward(d: torch.Tensor, up: torch.Tensor, down: torch.Tensor) -> torch.Tensor:
+    """The room (>= 0) of each entry along d's sign from a point of the box: ``up`` where
+    d > 0, ``down`` elsewhere (both broadcast against d). Finite rooms are taken by float
+    arithmetic (``lerp`` on ``_positive(d)``); an infinite one (a side with no box, every entry
+    alike) by mask, where lerp would give inf - inf."""
+    up, down = up.expand_as(d), down.expand_as(d)
+    if _all_inf(up) or _all_inf(down):
+        return torch.where(d > 0, up, down).clamp_min(0)
+    return torch.lerp(down, up, _positive(d)).clamp_min(0)
+
+
 class Norm(ABC):
     """An lp norm on flattened examples. ``dual`` is the lq norm with 1/p + 1/q = 1."""
 
@@ -228,13 +231,8 @@ class Norm(ABC):
         """delta (..., D) maximising <g, delta> over ||delta||_p <= eps and -down <= delta <= up
         (the box [lo, hi] around x: up = hi - x, down = x - lo; None: no box). Exact for every
         norm (THEORY.md section 1): the optimal perturbation of a linear model."""
-        if up is None or down is None:
-            inf = torch.full_like(g, float("inf"))
-            up_t = inf if up is None else up.expand_as(g)
-            down_t = inf if down is None else down.expand_as(g)
-            room = torch.where(g > 0, up_t, down_t).clamp_min(0)
-        else:  # the room in g's direction, by float arithmetic (``_positive``)
-            room = torch.lerp(down.expand_as(g), up.expand_as(g), _positive(g)).clamp_min(0)
+        inf = torch.full((), _INF, dtype=g.dtype, device=g.device)
+        room = room_toward(g, inf if up is None else up, inf if down is None else down)
         e = torch.as_tensor(eps, dtype=g.dtype, device=g.device).expand(g.shape[:-1])
         return g.sign() * self.fill(g.abs(), room, e)
 
@@ -289,7 +287,7 @@ class Norm(ABC):
         """(r (..., D), dist (...)): the magnitudes of least norm with <a, r> >= m inside
         0 <= r <= room, and their norm (inf, with r = 0, where even the whole box falls short).
         FAB's projection onto a linearised boundary. Default: ``fill`` at ``min_linear_dist``;
-        linf and l2 override it exactly with ``_invert_capped`` (no bisection)."""
+        linf and l2 override it exactly with ``_solve_capped`` (no bisection)."""
         dist = self.min_linear_dist(a, room, m)
         return self.fill(a, room, torch.where(torch.isfinite(dist), dist, 0.0)), dist
 
@@ -418,7 +416,7 @@ class L2(Norm):
         rows = (~(out <= 0)).nonzero()[:, 0]  # (nan: solved)
         if len(rows):
             f, ur, dr = flat[rows], u[rows], dn[rows]
-            room = torch.lerp(dr, ur, _positive(f)).clamp_min(0.0)  # in delta's direction
+            room = room_toward(f, ur, dr)
             s[rows] = _fill_scale(f.abs(), room, e[rows]).clamp_max(1.0)
         d = torch.maximum(torch.minimum(flat * s[:, None], u), -dn)
         # rounding of the scale may leave ||d|| an ulp above eps: shrink (0 is in the box)
@@ -496,7 +494,7 @@ class L1(Norm):
         """Exact: d_j = sign(delta_j) clip(|delta_j| - theta, 0, room_j) with the smallest
         theta >= 0 keeping ||d||_1 <= eps (KKT of the separable problem; ``_l1_box_theta``)."""
         flat = _flat(delta)
-        room = torch.where(flat > 0, _flat(up), _flat(down)).clamp_min(0)
+        room = room_toward(flat, _flat(up), _flat(down))
         a = flat.abs()
         e = torch.as_tensor(eps, dtype=flat.dtype, device=flat.device).expand(flat.shape[0])
         theta = _l1_box_theta(a, room, e)

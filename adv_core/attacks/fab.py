@@ -19,7 +19,7 @@ import torch
 from adv_core.attacks.base import Bounds, Model, bcast, clip_box, correct
 from adv_core.attacks.min_norm import MinimumNorm
 from adv_core.config.attacks import FabAttack
-from adv_core.norms import Norm, _all_inf, _positive
+from adv_core.norms import Norm, room_toward
 
 INIT_EPS = {"linf": 0.3, "l2": 1.0, "l1": 5.0}
 """Random-start radius when no distance is known yet (the reference's defaults)."""
@@ -32,10 +32,7 @@ def to_plane(
     box); where the box cannot reach the plane, the box corner that gets closest to it."""
     s = w.sign() * c.sign()[:, None]
     a = w.abs()
-    if _all_inf(up) or _all_inf(down):
-        room = torch.where(s > 0, up, down).clamp_min(0)
-    else:  # float arithmetic, no mask (``norms._positive``)
-        room = torch.lerp(down, up, _positive(s)).clamp_min(0)
+    room = room_toward(s, up, down)
     r, dist = norm.plane_fill(a, room, c.abs())  # exact for linf / l2 / l1
     far = (~torch.isfinite(dist)).nonzero()[:, 0]  # every live room is finite there
     if len(far):

@@ -48,7 +48,7 @@ from adv_core.attacks.base import Attack, Bounds, Model, bcast, ce_loss, margin_
 from adv_core.attacks.counting import count_forward, head_of
 from adv_core.config.attacks import SquareAttack
 from adv_core.models import AffineHead
-from adv_core.norms import Norm, _positive
+from adv_core.norms import Norm, room_toward
 
 _SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64),
              (6000, 128), (8000, 256))  # fmt: skip
@@ -247,7 +247,7 @@ class Square(Attack):
             return x0 + (flat * s[:, None]).reshape(x0.shape)
         lo, hi = bounds
         x0f = x0.reshape(len(x0), -1)
-        room = torch.where(flat > 0, hi - x0f, x0f - lo).clamp_min(0.0)
+        room = room_toward(flat, hi - x0f, x0f - lo)
         step = self.norm.fill(flat.abs(), room, eps)  # |x - x0| per coordinate, exact
         return (x0f + flat.sign() * step).clamp(lo, hi).reshape(x0.shape)
 
@@ -305,7 +305,8 @@ class Square(Attack):
         gen: torch.Generator | None,
         step: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        if self.norm.name == "l2":
+        if self.norm.name == "l2":  # "step" ("move" goes by windows: ``_draw_move``)
+            assert step is not None
             return self._propose_l2(x0, x, eps, p, bounds, gen, step)
         img = as_image(x0)
         n, c, h, w = img.shape
@@ -373,16 +374,13 @@ class Square(Attack):
         p: float,
         bounds: Bounds,
         gen: torch.Generator | None,
-        step: torch.Tensor | None = None,
+        step: torch.Tensor,
     ) -> torch.Tensor:
-        """An l2 proposal (the config's ``l2_*`` knobs: the pattern, the smallest window):
-        with ``step`` (n,) a fresh pattern of norm step * eps * sqrt(window / input) added in
-        one window W1; without, the paper's: the mass of windows W1 and W2 moves into W1 with
-        a fresh pattern at weight ``l2_eta_weight``."""
+        """The "step" l2 proposal (the config's ``l2_*`` knobs: the pattern, the smallest
+        window): a fresh pattern of norm step * eps * sqrt(window / input) added in one window
+        W1 (``step`` (n,)). The paper's "move" is proposed as windows (``_draw_move``)."""
         img0 = as_image(x0)
         n, c, h, w = img0.shape
-        if step is None:  # the paper's "move", written into x
-            return _with_windows(x, *self._draw_move(x0, x, eps, p, bounds, gen)[:2])
         sh, sw = self._l2_window(p, h, w)
         # delta plus the pattern in one window, the window's share of eps times step
         delta = as_image(x - x0)
@@ -497,11 +495,11 @@ class Square(Attack):
         left = eps[:, None] ** 2 - norm_img2  # the budget not yet used
         spare = left[:, 0] > _SPARE * eps**2  # budget beyond the rounding of ||delta|| = eps
         r1, c1, r2, c2 = self._window_pairs(delta.reshape(img.shape), spare, sh, sw, gen)
-        ii, jj, _ = _window_grid(sh, sw, w, dev)  # (s,): row and column in the window
-        at1 = ((r1[:, None] + ii) * w + c1[:, None] + jj)[:, None].expand(n, c, size)
+        ii, jj, offset = _window_grid(sh, sw, w, dev)  # (s,): row, column, flat offset
+        at1 = ((r1 * w + c1)[:, None] + offset)[:, None].expand(n, c, size)
+        own = ((r2 * w + c2)[:, None] + offset)[:, None].expand(n, c, size)  # W2's entries
         dr, dc = r2[:, None] + ii - r1[:, None], c2[:, None] + jj - c1[:, None]
         in_w1 = (dr >= 0) & (dr < sh) & (dc >= 0) & (dc < sw)  # (n, s): W2's entries in W1
-        own = ((r2[:, None] + ii) * w + c2[:, None] + jj)[:, None].expand(n, c, size)
         local = (dr.clamp(0, sh - 1) * sw + dc.clamp(0, sw - 1))[:, None].expand(n, c, size)
         base1 = flat0.gather(-1, at1)
         old1 = flat.gather(-1, at1) - base1  # (n, c, s)
@@ -516,7 +514,7 @@ class Square(Attack):
         if bounds is not None:  # the same norm inside the box (or all that the box allows)
             lo, hi = bounds
             b1 = base1.reshape(n, -1)
-            box = torch.lerp(b1 - lo, hi - b1, _positive(new)).clamp_min(0.0)
+            box = room_toward(new, hi - b1, b1 - lo)
             clipped = ((new.abs() - box).amax(dim=-1) > 0).nonzero()[:, 0]  # the others fit
             if len(clipped):
                 part = new[clipped]
